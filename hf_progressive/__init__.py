@@ -1,0 +1,39 @@
+"""hf_progressive: zero/one-layer progressive depth training for Hugging Face Transformers."""
+
+from .adapters import get_adapter, register_adapter, supported_adapters
+from .configuration import ProgressiveGPT2Config, progressive_metadata
+from .growth import GrowthEvent, current_depth, grow, reserve_blocks
+from .inits import INIT_STRATEGIES, get_init
+from .modeling import ProgressiveGPT2LMHeadModel
+from .schedule import DepthSchedule, DepthStage, GrowthStep
+from .trainer import GrowthCallback, ProgressiveTrainer, copy_optimizer_state, plan_growth
+from .training_args import ProgressiveTrainingArguments
+
+#: ``from hf_progressive import Trainer`` is a drop-in for ``transformers.Trainer``.
+Trainer = ProgressiveTrainer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DepthSchedule",
+    "DepthStage",
+    "GrowthCallback",
+    "GrowthEvent",
+    "GrowthStep",
+    "INIT_STRATEGIES",
+    "ProgressiveGPT2Config",
+    "ProgressiveGPT2LMHeadModel",
+    "ProgressiveTrainer",
+    "ProgressiveTrainingArguments",
+    "Trainer",
+    "copy_optimizer_state",
+    "current_depth",
+    "get_adapter",
+    "get_init",
+    "grow",
+    "plan_growth",
+    "progressive_metadata",
+    "register_adapter",
+    "reserve_blocks",
+    "supported_adapters",
+]

@@ -1,0 +1,49 @@
+"""GPT-2 (`transformers.GPT2LMHeadModel` and `GPT2Model`)."""
+
+from __future__ import annotations
+
+from torch import nn
+from transformers import GPT2LMHeadModel, GPT2Model
+from transformers.models.gpt2.modeling_gpt2 import GPT2Block
+
+from .base import BlockStackAdapter, config_depth
+from .registry import register_adapter
+
+
+@register_adapter
+class GPT2Adapter(BlockStackAdapter):
+    """Blocks live in ``transformer.h``; residual outputs are ``attn.c_proj`` and ``mlp.c_proj``."""
+
+    name = "gpt2"
+
+    @classmethod
+    def matches(cls, model: nn.Module) -> bool:
+        return isinstance(model, (GPT2LMHeadModel, GPT2Model))
+
+    def stack_owner(self, model: nn.Module) -> tuple[nn.Module, str]:
+        return (model.transformer if isinstance(model, GPT2LMHeadModel) else model), "h"
+
+    def build_block(self, model: nn.Module, position: int, init_depth: int) -> nn.Module:
+        reference = next(model.parameters())
+        block = GPT2Block(model.config, layer_idx=position).to(device=reference.device, dtype=reference.dtype)
+        # GPT-2 scales the residual projections' init by 1/sqrt(2 * n_layer): use the depth the block is
+        # meant for, not the current depth (which may be 0, a division by zero).
+        with config_depth(model.config, "n_layer", max(init_depth, 1)):
+            block.apply(model._init_weights)
+        return block
+
+    def renumber(self, model: nn.Module) -> None:
+        # Reserved blocks are numbered for the position they will take when they enter the stack.
+        for index, block in enumerate(list(self.blocks(model)) + self.reserved_blocks(model)):
+            attention = block.attn
+            attention.layer_idx = index
+            # The inverse-layer-index scaling is precomputed from layer_idx at construction.
+            if attention.scale_attn_by_inverse_layer_idx:
+                scaling = attention.head_dim**-0.5 if attention.scale_attn_weights else 1.0
+                attention.scaling = scaling / float(index + 1)
+
+    def set_config_depth(self, model: nn.Module, depth: int) -> None:
+        model.config.n_layer = depth
+
+    def residual_output_projections(self, block: nn.Module) -> list[nn.Module]:
+        return [block.attn.c_proj, block.mlp.c_proj]

@@ -1,0 +1,94 @@
+"""``ProgressiveGPT2Config``: a ``GPT2Config`` that also carries the growth plan and its history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from huggingface_hub.dataclasses import strict
+from transformers import GPT2Config
+
+from .inits import get_init
+from .schedule import DepthSchedule
+
+#: Key of the block that holds growth metadata in a saved ``config.json``.
+METADATA_KEY = "progressive"
+_FIELDS = ("target_n_layer", "depth_schedule", "growth_init", "growth_history")
+
+
+@strict
+class ProgressiveGPT2Config(GPT2Config):
+    """GPT-2 configuration for progressive depth training.
+
+    ``n_layer`` is the depth the model runs now; ``target_n_layer`` the depth it grows to.
+
+    Saved checkpoints are plain GPT-2: ``config.json`` says ``"model_type": "gpt2"`` and keeps the fields below
+    in a ``"progressive"`` block, which plain transformers carries along as an unused attribute. So a grown
+    checkpoint loads with ``AutoModelForCausalLM.from_pretrained`` in a process that never imports
+    hf_progressive, and loads back into this class (or through the Auto classes) with its metadata.
+
+    Args:
+        target_n_layer: depth the model grows to; defaults to the final depth of ``depth_schedule``, else
+            ``n_layer``.
+        depth_schedule: e.g. ``"0@0,12@0.8"`` (see :class:`~hf_progressive.DepthSchedule`).
+        growth_init: name of the init strategy for new blocks (see :mod:`hf_progressive.inits`).
+        growth_history: one dict per growth event, appended by training.
+    """
+
+    model_type = "progressive_gpt2"
+
+    target_n_layer: int | None = None
+    depth_schedule: str | None = None
+    growth_init: str = "random"
+    growth_history: list[dict] | None = None
+
+    def __post_init__(self, **kwargs: Any) -> None:
+        # A saved checkpoint keeps the fields in one block; unpack it.
+        metadata = kwargs.pop(METADATA_KEY, None) or {}
+        for name in _FIELDS:
+            if name in metadata:
+                setattr(self, name, metadata[name])
+        super().__post_init__(**kwargs)
+        if self.growth_history is None:
+            self.growth_history = []
+        if self.depth_schedule is not None:
+            schedule = DepthSchedule(self.depth_schedule, self.target_n_layer)
+            self.depth_schedule = str(schedule)
+            if self.target_n_layer is None:
+                self.target_n_layer = schedule.final_depth
+        if self.target_n_layer is None:
+            self.target_n_layer = self.n_layer
+        if self.n_layer > self.target_n_layer:
+            raise ValueError(f"n_layer={self.n_layer} is above target_n_layer={self.target_n_layer}.")
+        get_init(self.growth_init)
+
+    def to_dict(self) -> dict[str, Any]:
+        output = super().to_dict()
+        output[METADATA_KEY] = {name: output.pop(name) for name in _FIELDS if name in output}
+        # Saved as plain GPT-2 so that checkpoints load without hf_progressive.
+        output["model_type"] = GPT2Config.model_type
+        if output.get("architectures"):
+            output["architectures"] = [a.replace("ProgressiveGPT2", "GPT2") for a in output["architectures"]]
+        return output
+
+
+def progressive_metadata(config: Any) -> dict[str, Any]:
+    """Growth metadata of any config: a ``ProgressiveGPT2Config`` or a plain one loaded from a checkpoint."""
+    if isinstance(config, ProgressiveGPT2Config):
+        return {name: getattr(config, name) for name in _FIELDS}
+    return dict(getattr(config, METADATA_KEY, None) or {})
+
+
+def update_progressive_metadata(config: Any, **fields: Any) -> None:
+    """Write growth metadata into ``config`` so that ``save_pretrained`` stores it.
+
+    A :class:`ProgressiveGPT2Config` keeps the fields as attributes; any other config (a plain ``GPT2Config``)
+    gets them in its ``progressive`` attribute, which ``to_dict`` saves as the same ``"progressive"`` block.
+    """
+    unknown = set(fields) - set(_FIELDS)
+    if unknown:
+        raise ValueError(f"Unknown growth metadata {sorted(unknown)}: valid fields are {list(_FIELDS)}.")
+    if isinstance(config, ProgressiveGPT2Config):
+        for name, value in fields.items():
+            setattr(config, name, value)
+    else:
+        config.progressive = {**progressive_metadata(config), **fields}

@@ -1,0 +1,184 @@
+"""``grow(model, to_depth, init=...)``: the one operation that adds blocks to a model.
+
+It knows nothing of ``Trainer``: use it in a hand-written loop, a notebook or offline surgery. Inside a
+training run, call :func:`reserve_blocks` before the optimizer is built, so that the blocks growth will add
+already exist (as parameters no forward pass uses) and stay the same ``Parameter`` objects when they enter the
+stack. The optimizer, the LR scheduler and DDP/FSDP wrappers then never see a parameter appear.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from .adapters import get_adapter
+from .adapters.base import replace_contents
+from .inits import Copy, Fresh, Keep, get_init
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class GrowthEvent:
+    """What one call of :func:`grow` did. Positions are positions in the grown stack."""
+
+    from_depth: int
+    to_depth: int
+    init: str
+    new_blocks: list[int]
+    #: For new blocks that copy a trained one: new position -> position of the block it copies.
+    copied_from: dict[int, int] = field(default_factory=dict)
+    #: Names (as in ``model.named_parameters()``) of the parameters of the new blocks.
+    new_parameter_names: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def target_depth_of(model: nn.Module) -> int | None:
+    """The target depth recorded in ``model.config`` by :class:`ProgressiveGPT2Config`, if any."""
+    target = getattr(model.config, "target_n_layer", None)
+    if target is None:
+        target = (getattr(model.config, "progressive", None) or {}).get("target_n_layer")
+    return target
+
+
+def current_depth(model: nn.Module) -> int:
+    """Number of blocks the model runs."""
+    return get_adapter(model).depth(model)
+
+
+def reserve_blocks(model: nn.Module, final_depth: int, initial_depth: int | None = None) -> int:
+    """Allocate now every block that growth up to ``final_depth`` will add.
+
+    Blocks beyond ``initial_depth`` that the model already has move from the stack to the reserve (so a model
+    built at the target depth can start shallow); missing ones are built and initialised as in a model of
+    ``final_depth`` blocks. Idempotent.
+
+    Returns:
+        The number of reserved blocks.
+    """
+    adapter = get_adapter(model)
+    depth = adapter.depth(model)
+    initial_depth = depth if initial_depth is None else initial_depth
+    if not 0 <= initial_depth <= final_depth:
+        raise ValueError(f"initial depth {initial_depth} must lie in [0, final depth {final_depth}].")
+    total = depth + len(adapter.reserved_blocks(model))
+    if total > final_depth:
+        raise ValueError(
+            f"The model already has {total} blocks (active and reserved), more than the final depth {final_depth}."
+        )
+    reserve = adapter.reserve(model)
+    if depth > initial_depth:
+        _detach_config(model)
+        stack = adapter.blocks(model)
+        moved = list(stack)[initial_depth:]
+        replace_contents(stack, list(stack)[:initial_depth])
+        replace_contents(reserve, moved + list(reserve))
+        adapter.set_config_depth(model, initial_depth)
+        logger.info("Moved blocks %d..%d into the reserve; they re-enter the stack at growth.", initial_depth, depth - 1)
+    for position in range(total, final_depth):
+        reserve.append(adapter.build_block(model, position, init_depth=final_depth))
+    adapter.renumber(model)
+    return len(reserve)
+
+
+def grow(model: nn.Module, to_depth: int, init: str = "random") -> GrowthEvent:
+    """Grow ``model`` in place to ``to_depth`` blocks.
+
+    New blocks come from the model's reserve (see :func:`reserve_blocks`) when it has one, else they are built
+    now. ``init`` names a strategy of :mod:`hf_progressive.inits`: ``random``, ``copy``, ``copy_stack``,
+    ``copy_inter``, ``copy_last``, ``zero``, ``copy_zero``.
+
+    After growth every block's position index (``attn.layer_idx`` for GPT-2) is its position, the config
+    records the new depth, tied embeddings stay tied, and new blocks share the model's dtype and device.
+    ``model.config`` is replaced by a copy, so other models built from the same config object keep their depth.
+
+    Raises:
+        ValueError: for an unsupported model, an unknown ``init``, a copying init on a 0-block model, or a
+            ``to_depth`` not above the current depth or above the config's target depth.
+    """
+    adapter = get_adapter(model)
+    strategy = get_init(init)
+    from_depth = adapter.depth(model)
+    target = target_depth_of(model)
+    if to_depth <= from_depth:
+        raise ValueError(f"to_depth={to_depth} must be greater than the current depth {from_depth}.")
+    if target is not None and to_depth > target:
+        raise ValueError(f"to_depth={to_depth} is above the target depth {target} in model.config.")
+    slots = strategy.plan(from_depth, to_depth)
+
+    old_blocks = list(adapter.blocks(model))
+    reserved = adapter.reserved_blocks(model)
+    new_count = to_depth - from_depth
+    taken, remaining = reserved[:new_count], reserved[new_count:]
+    init_depth = target if target is not None else to_depth
+    taken += [adapter.build_block(model, from_depth + len(taken) + i, init_depth) for i in range(new_count - len(taken))]
+
+    stack: list[nn.Module] = []
+    new_positions: list[int] = []
+    copied_from: dict[int, int] = {}
+    source_position: dict[int, int] = {}  # old position -> position in the grown stack
+    fresh = iter(taken)
+    for position, slot in enumerate(slots):
+        if isinstance(slot, Keep):
+            source_position[slot.source] = position
+            stack.append(old_blocks[slot.source])
+            continue
+        block = next(fresh)
+        if isinstance(slot, Copy):
+            _copy_weights(old_blocks[slot.source], block)
+            copied_from[position] = slot.source
+        else:
+            assert isinstance(slot, Fresh)
+        if strategy.zero_residual:
+            for projection in adapter.residual_output_projections(block):
+                _zero(projection)
+        stack.append(block)
+        new_positions.append(position)
+    copied_from = {position: source_position[source] for position, source in copied_from.items()}
+
+    _detach_config(model)
+    replace_contents(adapter.blocks(model), stack)
+    if reserved:
+        replace_contents(adapter.reserve(model), remaining)
+    adapter.set_config_depth(model, to_depth)
+    adapter.renumber(model)
+
+    new_ids = {id(p) for position in new_positions for p in stack[position].parameters()}
+    event = GrowthEvent(
+        from_depth=from_depth,
+        to_depth=to_depth,
+        init=init,
+        new_blocks=new_positions,
+        copied_from=copied_from,
+        new_parameter_names=[name for name, p in model.named_parameters() if id(p) in new_ids],
+    )
+    logger.info("Grew %s from %d to %d blocks (init=%s).", type(model).__name__, from_depth, to_depth, init)
+    return event
+
+
+@torch.no_grad()
+def _copy_weights(source: nn.Module, destination: nn.Module) -> None:
+    # Copy into the destination's own tensors: its Parameter objects (known to the optimizer) stay the same.
+    for target, value in zip(destination.state_dict(keep_vars=True).values(), source.state_dict().values()):
+        target.data.copy_(value)
+
+
+@torch.no_grad()
+def _zero(module: nn.Module) -> None:
+    for parameter in module.parameters():
+        parameter.zero_()
+
+
+def _detach_config(model: nn.Module) -> None:
+    """Give ``model`` its own copy of its config, so growth does not change other models sharing it."""
+    shared = model.config
+    private = copy.deepcopy(shared)
+    for module in model.modules():
+        if getattr(module, "config", None) is shared:
+            module.config = private

@@ -1,0 +1,28 @@
+"""``ProgressiveGPT2LMHeadModel`` and the Auto-class registration."""
+
+from __future__ import annotations
+
+from transformers import AutoConfig, AutoModelForCausalLM, GPT2LMHeadModel
+
+from .configuration import ProgressiveGPT2Config
+from .growth import reserve_blocks
+
+
+class ProgressiveGPT2LMHeadModel(GPT2LMHeadModel):
+    """A ``GPT2LMHeadModel`` whose blocks up to ``config.target_n_layer`` are allocated at construction.
+
+    The model runs ``config.n_layer`` blocks; the others wait in a reserve that the forward pass does not use,
+    so an optimizer built now already holds every parameter growth will bring in. Apart from that it *is* a
+    ``GPT2LMHeadModel``; once fully grown its checkpoint is a plain GPT-2 checkpoint.
+    """
+
+    config_class = ProgressiveGPT2Config
+
+    def __init__(self, config: ProgressiveGPT2Config):
+        super().__init__(config)
+        if config.target_n_layer > config.n_layer:
+            reserve_blocks(self, config.target_n_layer)
+
+
+AutoConfig.register(ProgressiveGPT2Config.model_type, ProgressiveGPT2Config, exist_ok=True)
+AutoModelForCausalLM.register(ProgressiveGPT2Config, ProgressiveGPT2LMHeadModel, exist_ok=True)

@@ -1,0 +1,274 @@
+"""``ProgressiveTrainer``: a ``Trainer`` that grows the model's depth on a schedule.
+
+How growth stays valid for the optimizer, the LR schedule and DDP/FSDP
+-----------------------------------------------------------------------
+Every block the schedule will add is allocated *before* the optimizer and the distributed wrappers exist
+(:func:`~hf_progressive.reserve_blocks`), in a reserve that the forward pass does not run. Growth moves those
+same ``Parameter`` objects into the block stack. So:
+
+* the optimizer built by ``Trainer`` already holds them in its usual groups (decay / no decay), and the LR
+  scheduler's per-group state needs no change: new parameters follow the same schedule from the first step;
+* until growth they get no gradient, so AdamW (and Muon) create no state and apply no weight decay to them:
+  their optimizer state starts fresh at growth, while existing parameters keep theirs untouched;
+* DDP and FSDP registered them when they wrapped the model, so gradients of new parameters are synchronised
+  without re-wrapping. DDP must tolerate parameters without gradients, hence
+  ``ddp_find_unused_parameters=True`` (set by :class:`ProgressiveTrainingArguments`);
+* every rank holds identical reserve weights (initialised under the same seed and broadcast by DDP at wrap
+  time), and growth itself is deterministic, so ranks stay in step.
+
+The price is memory: the target-depth weights (not their gradients or optimizer state) exist from step 0. The
+alternative, creating blocks at growth and re-wrapping the model and optimizer, would reach deep into
+``Trainer``'s and accelerate's internals and break whenever they change.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+from transformers import Trainer, TrainerCallback
+from transformers.optimization import get_scheduler
+from transformers.trainer_callback import ExportableState
+from transformers.trainer_utils import SchedulerType
+
+from .adapters import get_adapter
+from .configuration import progressive_metadata, update_progressive_metadata
+from .flops import ComputeTracker
+from .growth import GrowthEvent, current_depth, grow, reserve_blocks, target_depth_of
+from .inits import get_init
+from .schedule import DepthSchedule
+from .training_args import check_init_for_schedule
+
+logger = logging.getLogger(__name__)
+
+#: Share of the steps that ``warmup_stable_decay`` decays over when ``num_decay_steps`` is not given (PAPER.md).
+DEFAULT_WSD_DECAY_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class GrowthPlan:
+    """The resolved growth settings of one run."""
+
+    schedule: DepthSchedule
+    init: str
+    optimizer_state: str
+
+
+def plan_growth(model: nn.Module, args: Any) -> GrowthPlan | None:
+    """Read the growth settings from ``args`` (first) and ``model.config`` (fallback) and check them against
+    the model. Returns ``None`` when no schedule is set anywhere (the trainer then behaves as ``Trainer``).
+
+    Raises:
+        ValueError: for an unsupported model, a schedule above the target depth, a model deeper than the
+            schedule's final depth or shallower than its first stage, or an init that cannot grow the schedule.
+    """
+    metadata = progressive_metadata(model.config)
+    text = getattr(args, "depth_schedule", None) or metadata.get("depth_schedule")
+    if text is None:
+        return None
+    adapter = get_adapter(model)
+    schedule = DepthSchedule(text, target_depth_of(model))
+    init = getattr(args, "growth_init", None) or metadata.get("growth_init") or "random"
+    check_init_for_schedule(init, schedule)
+    optimizer_state = getattr(args, "new_params_optimizer_state", "fresh")
+    if optimizer_state == "copy" and not get_init(init).copies:
+        raise ValueError(
+            f"new_params_optimizer_state='copy' needs a copying growth_init, but growth_init='{init}'."
+        )
+    depth, reserved = adapter.depth(model), len(adapter.reserved_blocks(model))
+    if depth + reserved > schedule.final_depth:
+        raise ValueError(
+            f"The model has {depth + reserved} blocks ({depth} active, {reserved} reserved) but depth_schedule "
+            f"'{schedule}' ends at {schedule.final_depth}: end the schedule at {depth + reserved} or build the model "
+            f"with {schedule.final_depth} blocks."
+        )
+    if depth < schedule.initial_depth:
+        raise ValueError(
+            f"The model has {depth} blocks but depth_schedule '{schedule}' starts at {schedule.initial_depth}: "
+            f"build the model with n_layer={schedule.initial_depth}, or at the target depth "
+            f"{schedule.final_depth} (blocks beyond the first stage then wait in reserve)."
+        )
+    return GrowthPlan(schedule=schedule, init=init, optimizer_state=optimizer_state)
+
+
+class GrowthCallback(TrainerCallback, ExportableState):
+    """Grows the model at the optimizer-step boundaries of a schedule.
+
+    ``on_step_end`` runs after the optimizer and LR-scheduler steps of an update (after the last micro-batch
+    under gradient accumulation), so growth at step ``s`` means updates ``1..s`` ran at the old depth and update
+    ``s + 1`` is the first at the new depth. The growth history is saved with the trainer state.
+    """
+
+    def __init__(
+        self,
+        schedule: DepthSchedule | str,
+        init: str = "random",
+        optimizer_state: str = "fresh",
+        on_growth: Callable[[GrowthEvent, dict], None] | None = None,
+        history: list[dict] | None = None,
+    ):
+        self.schedule = DepthSchedule(schedule)
+        self.init = init
+        self.optimizer_state = optimizer_state
+        self.on_growth = on_growth
+        self.history: list[dict] = list(history or [])
+        self._growth_at: dict[int, int] = {}
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        # Resolving here (max_steps is known now) raises for a stage beyond the run before any step is taken.
+        self._growth_at = {g.step: g.to_depth for g in self.schedule.growth_steps(state.max_steps)}
+        expected = self.schedule.depth_at(state.global_step, state.max_steps)
+        if model is not None and current_depth(model) != expected:
+            raise ValueError(
+                f"At step {state.global_step} depth_schedule '{self.schedule}' expects {expected} blocks but the "
+                f"model has {current_depth(model)}."
+            )
+        _warn_if_growth_outside_stable_phase(args, state.max_steps, sorted(self._growth_at))
+
+    def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
+        to_depth = self._growth_at.get(state.global_step)
+        if to_depth is None or model is None:
+            return
+        event = grow(model, to_depth, init=self.init)
+        if self.optimizer_state == "copy" and optimizer is not None:
+            copy_optimizer_state(optimizer, model, event)
+        entry = {"step": state.global_step, "from_depth": event.from_depth, "to_depth": event.to_depth,
+                 "init": event.init, "new_blocks": event.new_blocks}
+        self.history.append(entry)
+        update_progressive_metadata(model.config, growth_history=copy.deepcopy(self.history))
+        logger.info("Step %d: grew from %d to %d blocks (init=%s).", state.global_step, event.from_depth,
+                    event.to_depth, event.init)
+        if self.on_growth is not None:
+            self.on_growth(event, entry)
+
+    def state(self) -> dict:
+        return {
+            "args": {"schedule": str(self.schedule), "init": self.init, "optimizer_state": self.optimizer_state},
+            "attributes": {"history": self.history},
+        }
+
+
+def copy_optimizer_state(optimizer, model: nn.Module, event: GrowthEvent) -> int:
+    """Give each parameter of a copied block a copy of its source parameter's optimizer state.
+
+    Returns the number of parameters whose state was copied.
+    """
+    optimizer = getattr(optimizer, "optimizer", optimizer)  # accelerate's AcceleratedOptimizer
+    blocks = get_adapter(model).blocks(model)
+    copied = 0
+    for position, source in event.copied_from.items():
+        for new, old in zip(blocks[position].parameters(), blocks[source].parameters()):
+            if old in optimizer.state:
+                optimizer.state[new] = copy.deepcopy(optimizer.state[old])
+                copied += 1
+    return copied
+
+
+def _warn_if_growth_outside_stable_phase(args, max_steps: int, growth_steps: list[int]) -> None:
+    if args.lr_scheduler_type != SchedulerType.WARMUP_STABLE_DECAY or not growth_steps:
+        return
+    warmup = args.get_warmup_steps(max_steps)
+    decay = (args.lr_scheduler_kwargs or {}).get("num_decay_steps", round(DEFAULT_WSD_DECAY_FRACTION * max_steps))
+    outside = [s for s in growth_steps if s < warmup or s > max_steps - decay]
+    if outside:
+        logger.warning(
+            "Growth at step(s) %s falls outside the stable phase [%d, %d] of warmup_stable_decay; the paper "
+            "grows inside it.", outside, warmup, max_steps - decay,
+        )
+
+
+class ProgressiveTrainer(Trainer):
+    """``Trainer`` that grows the model's depth during training, following a depth schedule.
+
+    Use it exactly like ``Trainer``, with :class:`ProgressiveTrainingArguments` (or a model whose
+    :class:`ProgressiveGPT2Config` carries a ``depth_schedule``). Without a schedule it is a plain ``Trainer``.
+
+    What it adds:
+        * the model is prepared for growth before the optimizer exists (see the module docstring);
+        * growth at the scheduled optimizer steps, recorded in the trainer state, ``model.config`` (saved in
+          ``config.json``) and the logs (a ``depth`` entry on every log line);
+        * compute accounting: ``total_flos`` counts the active depth (blocks, LM head, attention), and the logs
+          and train metrics carry ``flops``, ``flops_fixed_equivalent`` and ``compute_saved``;
+        * ``warmup_stable_decay`` decays over the last 10% of steps when ``num_decay_steps`` is not given.
+    """
+
+    def __init__(self, model: nn.Module | None = None, args: Any = None, *positional, **kwargs):
+        plan = None
+        if model is not None:
+            plan = plan_growth(model, args)
+        elif getattr(args, "depth_schedule", None) is not None:
+            raise ValueError("ProgressiveTrainer with a depth_schedule needs `model=`; `model_init` is not supported.")
+        if plan is not None:
+            reserve_blocks(model, plan.schedule.final_depth, plan.schedule.initial_depth)
+            update_progressive_metadata(
+                model.config,
+                target_n_layer=plan.schedule.final_depth,
+                depth_schedule=str(plan.schedule),
+                growth_init=plan.init,
+                growth_history=[],
+            )
+        super().__init__(model, args, *positional, **kwargs)
+        self.growth_plan = plan
+        self.compute: ComputeTracker | None = None
+        self.growth_callback: GrowthCallback | None = None
+        if plan is not None:
+            self.compute = ComputeTracker(copy.deepcopy(self.model.config), plan.schedule.final_depth)
+            self.growth_callback = GrowthCallback(
+                plan.schedule, plan.init, plan.optimizer_state, on_growth=self._log_growth
+            )
+            self.add_callback(self.growth_callback)
+
+    @property
+    def growth_history(self) -> list[dict]:
+        """Every growth event of this run so far."""
+        return self.growth_callback.history if self.growth_callback is not None else []
+
+    def _log_growth(self, event: GrowthEvent, entry: dict) -> None:
+        self.log({"grown_from_depth": event.from_depth, "grown_blocks": len(event.new_blocks)})
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self.growth_plan is not None:
+            logs = {**logs, "depth": current_depth(self.model)}
+            if "loss" in logs or "train_loss" in logs:
+                logs.update(self.compute.metrics())
+        super().log(logs, start_time)
+
+    def floating_point_ops(self, inputs: dict[str, Any]) -> float:
+        input_ids = inputs.get("input_ids") if isinstance(inputs, dict) else None
+        if self.compute is None or input_ids is None:
+            return super().floating_point_ops(inputs)
+        return self.compute.add(current_depth(self.model), input_ids.numel(), input_ids.shape[-1])
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        kwargs = dict(self.args.lr_scheduler_kwargs or {})
+        if (
+            self.lr_scheduler is None
+            and self.args.lr_scheduler_type == SchedulerType.WARMUP_STABLE_DECAY
+            and "num_decay_steps" not in kwargs
+        ):
+            kwargs["num_decay_steps"] = max(1, round(DEFAULT_WSD_DECAY_FRACTION * num_training_steps))
+            logger.info("warmup_stable_decay: decaying over the last %d steps.", kwargs["num_decay_steps"])
+            self.lr_scheduler = get_scheduler(
+                self.args.lr_scheduler_type,
+                optimizer=optimizer if optimizer is not None else self.optimizer,
+                num_warmup_steps=self.args.get_warmup_steps(num_training_steps),
+                num_training_steps=num_training_steps,
+                scheduler_specific_kwargs=kwargs,
+            )
+            self._created_lr_scheduler = True
+        return super().create_scheduler(num_training_steps, optimizer)
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, *positional, **kwargs):
+        if self.growth_plan is not None and resume_from_checkpoint:
+            raise ValueError(
+                "Resuming a progressive run from a checkpoint is not supported yet: the model would have to re-grow "
+                "to the checkpoint's depth before its weights load. Start the run again from step 0."
+            )
+        output = super().train(resume_from_checkpoint, *positional, **kwargs)
+        if self.compute is not None:
+            output.metrics.update(self.compute.metrics())
+        return output

@@ -1,0 +1,90 @@
+"""``ProgressiveTrainingArguments``: ``TrainingArguments`` plus the growth plan, parsable from the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+from .inits import INIT_STRATEGIES, get_init
+from .schedule import DepthSchedule
+
+OPTIMIZER_STATE_POLICIES = ("fresh", "copy")
+
+
+@dataclass
+class ProgressiveTrainingArguments(TrainingArguments):
+    """``TrainingArguments`` with the fields that control depth growth.
+
+    Every field is parsed by ``HfArgumentParser`` (``--depth_schedule 0@0,12@0.8 --growth_init random``) and
+    validated here, so a bad value fails when the arguments are built, not mid-run. Stages given as fractions
+    are checked against ``max_steps`` here when it is set, else when training starts.
+    """
+
+    depth_schedule: str | None = field(
+        default=None,
+        metadata={
+            "help": "Depth schedule as comma-separated 'depth@step' stages, e.g. '0@0,12@0.8': 0 blocks from step "
+            "0, 12 blocks from 80%% of max_steps. A step is an int (optimizer step) or a float below 1 (fraction "
+            "of max_steps). The first stage must be at step 0. A Python list of (depth, at) pairs is accepted too. "
+            "Unset: the model config's depth_schedule if it has one, else no growth."
+        },
+    )
+    growth_init: str | None = field(
+        default=None,
+        metadata={
+            "help": "How new blocks are initialised; one of "
+            + ", ".join(sorted(INIT_STRATEGIES))
+            + ". Unset: the model config's growth_init if it has one, else 'random'."
+        },
+    )
+    new_params_optimizer_state: str = field(
+        default="fresh",
+        metadata={
+            "help": "Optimizer state of new parameters at growth: 'fresh' (empty, as for a new parameter) or 'copy' "
+            "(copied from the block a new block copies; needs a copying growth_init). Existing parameters always "
+            "keep their state.",
+            "choices": list(OPTIMIZER_STATE_POLICIES),
+        },
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.depth_schedule is not None:
+            schedule = DepthSchedule(self.depth_schedule)
+            self.depth_schedule = str(schedule)
+            if self.max_steps > 0:
+                schedule.resolve(self.max_steps)
+            if self.growth_init is not None:
+                check_init_for_schedule(get_init(self.growth_init).name, schedule)
+            # Blocks waiting in the reserve get no gradient before growth: DDP must not expect one.
+            if self.ddp_find_unused_parameters is False:
+                raise ValueError(
+                    "ddp_find_unused_parameters=False cannot be used with a depth_schedule: blocks that have not "
+                    "entered the model yet receive no gradient. Leave it unset or set it to True."
+                )
+            self.ddp_find_unused_parameters = True
+        if self.growth_init is not None:
+            get_init(self.growth_init)
+        if self.new_params_optimizer_state not in OPTIMIZER_STATE_POLICIES:
+            raise ValueError(
+                f"new_params_optimizer_state='{self.new_params_optimizer_state}' is not one of "
+                f"{list(OPTIMIZER_STATE_POLICIES)}."
+            )
+        if (
+            self.new_params_optimizer_state == "copy"
+            and self.growth_init is not None
+            and not get_init(self.growth_init).copies
+        ):
+            raise ValueError(
+                f"new_params_optimizer_state='copy' needs a copying growth_init, but growth_init='{self.growth_init}' "
+                f"creates new weights; use one of {sorted(n for n, s in INIT_STRATEGIES.items() if s.copies)} or "
+                "new_params_optimizer_state='fresh'."
+            )
+
+
+def check_init_for_schedule(init: str, schedule: DepthSchedule) -> None:
+    """Fail if ``init`` cannot carry out some growth event of ``schedule`` (copying from 0 blocks)."""
+    strategy = get_init(init)
+    for stage, following in zip(schedule.stages, schedule.stages[1:]):
+        strategy.plan(stage.depth, following.depth)
