@@ -80,7 +80,9 @@ def reserve_blocks(model: nn.Module, final_depth: int, initial_depth: int | None
         replace_contents(stack, list(stack)[:initial_depth])
         replace_contents(reserve, moved + list(reserve))
         adapter.set_config_depth(model, initial_depth)
-        logger.info("Moved blocks %d..%d into the reserve; they re-enter the stack at growth.", initial_depth, depth - 1)
+        logger.info(
+            "Moved blocks %d..%d into the reserve; they re-enter the stack at growth.", initial_depth, depth - 1
+        )
     for position in range(total, final_depth):
         reserve.append(adapter.build_block(model, position, init_depth=final_depth))
     adapter.renumber(model)
@@ -111,13 +113,17 @@ def grow(model: nn.Module, to_depth: int, init: str = "random") -> GrowthEvent:
     if target is not None and to_depth > target:
         raise ValueError(f"to_depth={to_depth} is above the target depth {target} in model.config.")
     slots = strategy.plan(from_depth, to_depth)
+    # Before building blocks, so that new blocks reference the model's private config too.
+    _detach_config(model)
 
     old_blocks = list(adapter.blocks(model))
     reserved = adapter.reserved_blocks(model)
     new_count = to_depth - from_depth
     taken, remaining = reserved[:new_count], reserved[new_count:]
     init_depth = target if target is not None else to_depth
-    taken += [adapter.build_block(model, from_depth + len(taken) + i, init_depth) for i in range(new_count - len(taken))]
+    taken += [
+        adapter.build_block(model, from_depth + len(taken) + i, init_depth) for i in range(new_count - len(taken))
+    ]
 
     stack: list[nn.Module] = []
     new_positions: list[int] = []
@@ -142,7 +148,6 @@ def grow(model: nn.Module, to_depth: int, init: str = "random") -> GrowthEvent:
         new_positions.append(position)
     copied_from = {position: source_position[source] for position, source in copied_from.items()}
 
-    _detach_config(model)
     replace_contents(adapter.blocks(model), stack)
     if reserved:
         replace_contents(adapter.reserve(model), remaining)

@@ -43,9 +43,10 @@ class InitStrategy:
 
     def plan(self, from_depth: int, to_depth: int) -> list[Slot]:
         if self.copies and from_depth == 0:
+            creating = sorted(name for name, strategy in INIT_STRATEGIES.items() if not strategy.copies)
             raise ValueError(
                 f"growth_init='{self.name}' copies trained blocks, but the model has 0 blocks: growing from 0 "
-                f"layers needs an init that creates blocks, one of {[s for s in INIT_STRATEGIES if not INIT_STRATEGIES[s].copies]}."
+                f"layers needs an init that creates blocks, one of {creating}."
             )
         return self.layout(from_depth, to_depth)
 
@@ -89,9 +90,7 @@ def _random(from_depth: int, to_depth: int) -> list[Slot]:
     return _keep_all(from_depth) + [Fresh() for _ in range(from_depth, to_depth)]
 
 
-register_init(
-    "copy_stack", copies=True, description="repeat the whole trained stack on top: 1..k, 1..k, ..."
-)(_stack)
+register_init("copy_stack", copies=True, description="repeat the whole trained stack on top: 1..k, 1..k, ...")(_stack)
 register_init(
     "copy",
     copies=True,

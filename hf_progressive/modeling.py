@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from transformers import AutoConfig, AutoModelForCausalLM, GPT2LMHeadModel
 
+from .adapters.base import config_depth
 from .configuration import ProgressiveGPT2Config
 from .growth import reserve_blocks
 
@@ -14,6 +15,9 @@ class ProgressiveGPT2LMHeadModel(GPT2LMHeadModel):
     The model runs ``config.n_layer`` blocks; the others wait in a reserve that the forward pass does not use,
     so an optimizer built now already holds every parameter growth will bring in. Apart from that it *is* a
     ``GPT2LMHeadModel``; once fully grown its checkpoint is a plain GPT-2 checkpoint.
+
+    Every block, active or reserved, is initialised for the target depth (GPT-2 scales residual projections by
+    ``1/sqrt(2 * n_layer)``): the source model shares the target's parameterisation, as in the paper.
     """
 
     config_class = ProgressiveGPT2Config
@@ -22,6 +26,10 @@ class ProgressiveGPT2LMHeadModel(GPT2LMHeadModel):
         super().__init__(config)
         if config.target_n_layer > config.n_layer:
             reserve_blocks(self, config.target_n_layer)
+
+    def _init_weights(self, module):
+        with config_depth(self.config, "n_layer", max(self.config.target_n_layer, 1)):
+            super()._init_weights(module)
 
 
 AutoConfig.register(ProgressiveGPT2Config.model_type, ProgressiveGPT2Config, exist_ok=True)

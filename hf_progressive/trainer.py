@@ -76,9 +76,7 @@ def plan_growth(model: nn.Module, args: Any) -> GrowthPlan | None:
     check_init_for_schedule(init, schedule)
     optimizer_state = getattr(args, "new_params_optimizer_state", "fresh")
     if optimizer_state == "copy" and not get_init(init).copies:
-        raise ValueError(
-            f"new_params_optimizer_state='copy' needs a copying growth_init, but growth_init='{init}'."
-        )
+        raise ValueError(f"new_params_optimizer_state='copy' needs a copying growth_init, but growth_init='{init}'.")
     depth, reserved = adapter.depth(model), len(adapter.reserved_blocks(model))
     if depth + reserved > schedule.final_depth:
         raise ValueError(
@@ -98,9 +96,10 @@ def plan_growth(model: nn.Module, args: Any) -> GrowthPlan | None:
 class GrowthCallback(TrainerCallback, ExportableState):
     """Grows the model at the optimizer-step boundaries of a schedule.
 
-    ``on_step_end`` runs after the optimizer and LR-scheduler steps of an update (after the last micro-batch
-    under gradient accumulation), so growth at step ``s`` means updates ``1..s`` ran at the old depth and update
-    ``s + 1`` is the first at the new depth. The growth history is saved with the trainer state.
+    Growth at step ``s`` means updates ``1..s`` run at the old depth and update ``s + 1`` is the first at the new
+    depth. It happens in ``on_step_begin`` of update ``s + 1``, before its first micro-batch (so also under
+    gradient accumulation): the log line, evaluation and checkpoint of step ``s`` all see the model that
+    trained up to step ``s``. The growth history is saved with the trainer state.
     """
 
     def __init__(
@@ -129,19 +128,29 @@ class GrowthCallback(TrainerCallback, ExportableState):
             )
         _warn_if_growth_outside_stable_phase(args, state.max_steps, sorted(self._growth_at))
 
-    def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
+    def on_step_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
         to_depth = self._growth_at.get(state.global_step)
         if to_depth is None or model is None:
             return
         event = grow(model, to_depth, init=self.init)
         if self.optimizer_state == "copy" and optimizer is not None:
             copy_optimizer_state(optimizer, model, event)
-        entry = {"step": state.global_step, "from_depth": event.from_depth, "to_depth": event.to_depth,
-                 "init": event.init, "new_blocks": event.new_blocks}
+        entry = {
+            "step": state.global_step,
+            "from_depth": event.from_depth,
+            "to_depth": event.to_depth,
+            "init": event.init,
+            "new_blocks": event.new_blocks,
+        }
         self.history.append(entry)
         update_progressive_metadata(model.config, growth_history=copy.deepcopy(self.history))
-        logger.info("Step %d: grew from %d to %d blocks (init=%s).", state.global_step, event.from_depth,
-                    event.to_depth, event.init)
+        logger.info(
+            "Step %d: grew from %d to %d blocks (init=%s).",
+            state.global_step,
+            event.from_depth,
+            event.to_depth,
+            event.init,
+        )
         if self.on_growth is not None:
             self.on_growth(event, entry)
 
@@ -177,7 +186,10 @@ def _warn_if_growth_outside_stable_phase(args, max_steps: int, growth_steps: lis
     if outside:
         logger.warning(
             "Growth at step(s) %s falls outside the stable phase [%d, %d] of warmup_stable_decay; the paper "
-            "grows inside it.", outside, warmup, max_steps - decay,
+            "grows inside it.",
+            outside,
+            warmup,
+            max_steps - decay,
         )
 
 
@@ -228,7 +240,10 @@ class ProgressiveTrainer(Trainer):
         return self.growth_callback.history if self.growth_callback is not None else []
 
     def _log_growth(self, event: GrowthEvent, entry: dict) -> None:
+        # Logging resets control.should_log; keep the step's regular log line if one is due.
+        should_log = self.control.should_log
         self.log({"grown_from_depth": event.from_depth, "grown_blocks": len(event.new_blocks)})
+        self.control.should_log = should_log
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if self.growth_plan is not None:
@@ -262,6 +277,12 @@ class ProgressiveTrainer(Trainer):
             self._created_lr_scheduler = True
         return super().create_scheduler(num_training_steps, optimizer)
 
+    def save_state(self) -> None:
+        # Trainer refreshes callback states only inside checkpoints; keep the growth history current here too.
+        if self.growth_callback is not None:
+            self.state.stateful_callbacks[type(self.growth_callback).__name__] = self.growth_callback.state()
+        super().save_state()
+
     def train(self, resume_from_checkpoint: str | bool | None = None, *positional, **kwargs):
         if self.growth_plan is not None and resume_from_checkpoint:
             raise ValueError(
@@ -270,5 +291,11 @@ class ProgressiveTrainer(Trainer):
             )
         output = super().train(resume_from_checkpoint, *positional, **kwargs)
         if self.compute is not None:
-            output.metrics.update(self.compute.metrics())
+            # total_flos is summed over processes by Trainer; the ratio is the same on every process.
+            spent = self.state.total_flos
+            output.metrics.update(
+                flops=spent,
+                flops_fixed_equivalent=spent / self.compute.ratio,
+                compute_saved=1.0 - self.compute.ratio,
+            )
         return output

@@ -1,7 +1,7 @@
 """Architecture adapters: where the block stack lives and how to add to it. One file per family."""
 
+from . import gpt2  # noqa: F401  (registers the GPT-2 adapter)
 from .base import BlockStackAdapter
 from .registry import get_adapter, register_adapter, supported_adapters
-from . import gpt2  # noqa: F401  (registers the GPT-2 adapter)
 
 __all__ = ["BlockStackAdapter", "get_adapter", "register_adapter", "supported_adapters"]

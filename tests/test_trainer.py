@@ -1,0 +1,254 @@
+import json
+
+import pytest
+import torch
+from conftest import tiny_model, token_dataset
+from transformers import GPT2LMHeadModel, TrainerCallback, get_scheduler
+from transformers import Trainer as StockTrainer
+
+import hf_progressive
+from hf_progressive import ProgressiveTrainer, ProgressiveTrainingArguments
+from hf_progressive.adapters.base import RESERVE_ATTRIBUTE
+
+MAX_STEPS = 12
+
+
+def arguments(tmp_path, **overrides) -> ProgressiveTrainingArguments:
+    settings = dict(
+        output_dir=str(tmp_path),
+        max_steps=MAX_STEPS,
+        per_device_train_batch_size=4,
+        learning_rate=1e-2,
+        depth_schedule="0@0,3@0.5",
+        lr_scheduler_type="warmup_stable_decay",
+        warmup_steps=2,
+        logging_steps=2,
+        weight_decay=0.1,
+        save_strategy="no",
+        report_to="none",
+        seed=0,
+        disable_tqdm=True,
+        use_cpu=True,
+    )
+    settings.update(overrides)
+    return ProgressiveTrainingArguments(**settings)
+
+
+class Recorder(TrainerCallback):
+    """Records, at the end of every optimizer step and before growth acts, what a test needs to look at."""
+
+    def __init__(self, probe):
+        self.probe = probe
+        self.records = []
+
+    def on_step_end(self, args, state, control, model=None, optimizer=None, lr_scheduler=None, **kwargs):
+        self.records.append(self.probe(state.global_step, model, optimizer, lr_scheduler))
+
+
+def reserved_parameters(model):
+    return [p for block in getattr(model.transformer, RESERVE_ATTRIBUTE) for p in block.parameters()]
+
+
+def test_drop_in_trainer_name():
+    assert hf_progressive.Trainer is ProgressiveTrainer
+    assert issubclass(ProgressiveTrainer, StockTrainer)
+
+
+def test_growth_at_exact_step_with_gradient_accumulation(tmp_path):
+    model = tiny_model(0)
+    depths = []
+    model.transformer.register_forward_pre_hook(lambda module, args: depths.append(len(module.h)))
+    args = arguments(tmp_path, gradient_accumulation_steps=3, per_device_train_batch_size=2)
+    trainer = hf_progressive.Trainer(model=model, args=args, train_dataset=token_dataset(rows=96))
+    trainer.train()
+    # Growth at 0.5 * 12 = step 6: exactly 6 updates x 3 micro-batches ran at depth 0, the other 6 x 3 at depth 3.
+    assert depths == [0] * 18 + [3] * 18
+    assert trainer.growth_history == [
+        {"step": 6, "from_depth": 0, "to_depth": 3, "init": "random", "new_blocks": [0, 1, 2]}
+    ]
+    assert model.config.n_layer == 3 and len(getattr(model.transformer, RESERVE_ATTRIBUTE)) == 0
+
+
+def test_optimizer_state_kept_for_old_and_fresh_for_new_parameters(tmp_path):
+    model = tiny_model(0)
+    trainer = ProgressiveTrainer(model=model, args=arguments(tmp_path), train_dataset=token_dataset())
+    new_parameters = reserved_parameters(model)
+    embedding = model.transformer.wte.weight
+    initial_new = [p.detach().clone() for p in new_parameters]
+
+    def probe(step, model, optimizer, scheduler):
+        state = optimizer.state
+        return {
+            "step": step,
+            "embedding_steps": int(state[embedding]["step"]),
+            "new_have_state": any(p in state for p in new_parameters),
+            "new_unchanged": all(torch.equal(p, q) for p, q in zip(new_parameters, initial_new)),
+        }
+
+    recorder = Recorder(probe)
+    trainer.add_callback(recorder)
+    trainer.train()
+    at_growth = recorder.records[5]
+    assert at_growth["step"] == 6 and at_growth["embedding_steps"] == 6
+    # Before growth, reserved blocks got no state and no weight decay (weight_decay=0.1 here).
+    assert all(r["new_unchanged"] and not r["new_have_state"] for r in recorder.records[:6])
+    state = trainer.optimizer.state
+    # The embedding's state was carried through growth, not reset: it counts every step of the run.
+    assert int(state[embedding]["step"]) == MAX_STEPS
+    # New parameters got fresh state at growth and were trained from then on.
+    assert {int(state[p]["step"]) for p in new_parameters} == {MAX_STEPS - 6}
+    assert all(not torch.equal(p, q) for p, q in zip(new_parameters, initial_new))
+
+
+@pytest.mark.parametrize("scheduler", ["warmup_stable_decay", "cosine"])
+def test_lr_of_new_parameters_follows_the_schedule(tmp_path, scheduler):
+    model = tiny_model(0)
+    trainer = ProgressiveTrainer(
+        model=model, args=arguments(tmp_path, lr_scheduler_type=scheduler), train_dataset=token_dataset()
+    )
+    new_parameter = reserved_parameters(model)[0]
+
+    def probe(step, model, optimizer, lr_scheduler):
+        group = next(g for g in optimizer.param_groups if any(p is new_parameter for p in g["params"]))
+        return group["lr"]
+
+    recorder = Recorder(probe)
+    trainer.add_callback(recorder)
+    trainer.train()
+    # An independent scheduler on a dummy optimizer, stepped the same number of times.
+    reference_optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-2)
+    kwargs = {"num_decay_steps": round(0.1 * MAX_STEPS)} if scheduler == "warmup_stable_decay" else None
+    reference = get_scheduler(
+        scheduler,
+        reference_optimizer,
+        num_warmup_steps=2,
+        num_training_steps=MAX_STEPS,
+        scheduler_specific_kwargs=kwargs,
+    )
+    expected = []
+    for _ in range(MAX_STEPS):
+        reference_optimizer.step()
+        reference.step()
+        expected.append(reference.get_last_lr()[0])
+    assert recorder.records == pytest.approx(expected)
+    assert recorder.records[-1] < recorder.records[6]  # decays after growth too
+
+
+def test_logs_carry_depth_growth_events_and_compute(tmp_path):
+    trainer = ProgressiveTrainer(model=tiny_model(0), args=arguments(tmp_path), train_dataset=token_dataset())
+    metrics = trainer.train().metrics
+    history = trainer.state.log_history
+    training_logs = [e for e in history if "loss" in e]
+    assert [e["depth"] for e in training_logs] == [0, 0, 0, 3, 3, 3]
+    growth = [e for e in history if "grown_from_depth" in e]
+    assert growth == [{"grown_from_depth": 0, "grown_blocks": 3, "depth": 3, "epoch": growth[0]["epoch"], "step": 6}]
+    assert training_logs[0]["compute_saved"] > training_logs[-1]["compute_saved"] > 0
+    assert 0 < metrics["compute_saved"] < 1
+    assert metrics["flops"] == pytest.approx(metrics["flops_fixed_equivalent"] * (1 - metrics["compute_saved"]))
+    trainer.save_state()
+    saved = json.loads((tmp_path / "trainer_state.json").read_text())
+    assert saved["stateful_callbacks"]["GrowthCallback"]["attributes"]["history"] == trainer.growth_history
+
+
+def test_growth_history_is_saved_in_checkpoints_and_config(tmp_path):
+    args = arguments(tmp_path, save_strategy="steps", save_steps=8)
+    trainer = ProgressiveTrainer(model=tiny_model(0), args=args, train_dataset=token_dataset())
+    trainer.train()
+    checkpoint = tmp_path / "checkpoint-8"
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    assert state["stateful_callbacks"]["GrowthCallback"]["attributes"]["history"][0]["step"] == 6
+    config = json.loads((checkpoint / "config.json").read_text())
+    assert config["n_layer"] == 3 and config["progressive"]["growth_history"][0]["to_depth"] == 3
+
+
+def test_copy_optimizer_state_policy(tmp_path):
+    model = tiny_model(1)
+    args = arguments(tmp_path, depth_schedule="1@0,3@0.5", growth_init="copy", new_params_optimizer_state="copy")
+    trainer = ProgressiveTrainer(model=model, args=args, train_dataset=token_dataset())
+    source = list(model.transformer.h[0].parameters())
+    copies = [list(block.parameters()) for block in getattr(model.transformer, RESERVE_ATTRIBUTE)]
+    snapshots = {}
+
+    class AfterGrowth(TrainerCallback):
+        def on_step_begin(self, args, state, control, optimizer=None, **kwargs):
+            if state.global_step == 6:  # growth before update 7; this callback runs after the growth callback
+                snapshots["source"] = [optimizer.state[p]["exp_avg"].clone() for p in source]
+                snapshots["copies"] = [[optimizer.state[p]["exp_avg"].clone() for p in c] for c in copies]
+                snapshots["weights"] = [[p.detach().clone() for p in c] for c in copies]
+                snapshots["source_weights"] = [p.detach().clone() for p in source]
+
+    trainer.add_callback(AfterGrowth())
+    trainer.train()
+    for copy_state, copy_weights in zip(snapshots["copies"], snapshots["weights"]):
+        assert all(torch.equal(a, b) for a, b in zip(copy_state, snapshots["source"]))
+        assert all(torch.equal(a, b) for a, b in zip(copy_weights, snapshots["source_weights"]))
+    assert int(trainer.optimizer.state[copies[0][0]]["step"]) == MAX_STEPS  # step count copied too
+
+
+def test_target_depth_model_starts_shallow(tmp_path):
+    model = tiny_model(3)
+    trainer = ProgressiveTrainer(
+        model=model, args=arguments(tmp_path, depth_schedule="1@0,3@0.5"), train_dataset=token_dataset()
+    )
+    assert model.config.n_layer == 1 and len(getattr(model.transformer, RESERVE_ATTRIBUTE)) == 2
+    trainer.train()
+    assert model.config.n_layer == 3
+
+
+def test_schedule_from_the_model_config(tmp_path):
+    model = tiny_model(0)
+    model.config.progressive = {"depth_schedule": "0@0,2@0.25", "growth_init": "zero"}
+    trainer = ProgressiveTrainer(
+        model=model, args=arguments(tmp_path, depth_schedule=None), train_dataset=token_dataset()
+    )
+    trainer.train()
+    assert trainer.growth_history[0]["step"] == 3 and trainer.growth_history[0]["init"] == "zero"
+
+
+def test_without_schedule_it_is_the_stock_trainer(tmp_path):
+    losses = []
+    for trainer_class in (StockTrainer, ProgressiveTrainer):
+        args = arguments(tmp_path / trainer_class.__name__, depth_schedule=None, lr_scheduler_type="cosine")
+        trainer = trainer_class(model=tiny_model(1), args=args, train_dataset=token_dataset())
+        trainer.train()
+        losses.append([e["loss"] for e in trainer.state.log_history if "loss" in e])
+    assert losses[0] == losses[1]
+
+
+@pytest.mark.parametrize(
+    "model_depth, overrides, message",
+    [
+        (0, dict(depth_schedule="0@0,3@0.5", growth_init="copy"), "has 0 blocks"),
+        (4, dict(depth_schedule="0@0,3@0.5"), "The model has 4 blocks .* ends at 3"),
+        (0, dict(depth_schedule="1@0,3@0.5"), "The model has 0 blocks but depth_schedule '1@0,3@0.5' starts at 1"),
+    ],
+)
+def test_bad_plans_fail_before_training(tmp_path, model_depth, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        ProgressiveTrainer(
+            model=tiny_model(model_depth), args=arguments(tmp_path, **overrides), train_dataset=token_dataset()
+        )
+
+
+def test_stage_beyond_the_run_fails_at_train_start(tmp_path):
+    # With epochs instead of max_steps the run length is only known at train start: 64 rows / 4 = 16 steps.
+    model = tiny_model(0)
+    args = arguments(tmp_path, max_steps=-1, num_train_epochs=1, depth_schedule="0@0,3@40")
+    trainer = ProgressiveTrainer(model=model, args=args, train_dataset=token_dataset())
+    with pytest.raises(ValueError, match="at or beyond max_steps=16"):
+        trainer.train()
+    assert trainer.state.global_step == 0 and model.config.n_layer == 0
+
+
+def test_unsupported_model_fails_at_construction(tmp_path):
+    class NotGPT2(torch.nn.Module):
+        config = GPT2LMHeadModel.config_class()
+
+    with pytest.raises(ValueError, match="cannot grow a NotGPT2"):
+        ProgressiveTrainer(model=NotGPT2(), args=arguments(tmp_path))
+
+
+def test_resume_is_refused_clearly_until_supported(tmp_path):
+    trainer = ProgressiveTrainer(model=tiny_model(0), args=arguments(tmp_path), train_dataset=token_dataset())
+    with pytest.raises(ValueError, match="Resuming a progressive run"):
+        trainer.train(resume_from_checkpoint=str(tmp_path))
