@@ -59,6 +59,13 @@ class ProgressiveGPT2Config(GPT2Config):
             self.target_n_layer = self.n_layer
         if self.n_layer > self.target_n_layer:
             raise ValueError(f"n_layer={self.n_layer} is above target_n_layer={self.target_n_layer}.")
+        if self.depth_schedule is not None and not self.growth_history:
+            initial = DepthSchedule(self.depth_schedule).initial_depth
+            if self.n_layer != initial:
+                raise ValueError(
+                    f"n_layer={self.n_layer} but depth_schedule '{self.depth_schedule}' starts at {initial}: n_layer "
+                    f"is the depth the model runs now; set n_layer={initial} (and target_n_layer for the final depth)."
+                )
         get_init(self.growth_init)
 
     def to_dict(self) -> dict[str, Any]:

@@ -56,7 +56,8 @@ def reserve_blocks(model: nn.Module, final_depth: int, initial_depth: int | None
     """Allocate now every block that growth up to ``final_depth`` will add.
 
     Blocks beyond ``initial_depth`` that the model already has move from the stack to the reserve (so a model
-    built at the target depth can start shallow); missing ones are built and initialised as in a model of
+    built at the target depth can start shallow) and are re-initialised, so that they enter the stack as fresh
+    blocks whatever the model held before; missing ones are built. Both are initialised as in a model of
     ``final_depth`` blocks. Idempotent.
 
     Returns:
@@ -77,11 +78,15 @@ def reserve_blocks(model: nn.Module, final_depth: int, initial_depth: int | None
         _detach_config(model)
         stack = adapter.blocks(model)
         moved = list(stack)[initial_depth:]
+        for block in moved:
+            adapter.initialize_block(model, block, init_depth=final_depth)
         replace_contents(stack, list(stack)[:initial_depth])
         replace_contents(reserve, moved + list(reserve))
         adapter.set_config_depth(model, initial_depth)
         logger.info(
-            "Moved blocks %d..%d into the reserve; they re-enter the stack at growth.", initial_depth, depth - 1
+            "Blocks %d..%d re-initialised and moved into the reserve; they re-enter the stack at growth.",
+            initial_depth,
+            depth - 1,
         )
     for position in range(total, final_depth):
         reserve.append(adapter.build_block(model, position, init_depth=final_depth))

@@ -67,17 +67,37 @@ def plan_growth(model: nn.Module, args: Any) -> GrowthPlan | None:
             schedule's final depth or shallower than its first stage, or an init that cannot grow the schedule.
     """
     metadata = progressive_metadata(model.config)
-    text = getattr(args, "depth_schedule", None) or metadata.get("depth_schedule")
-    if text is None:
+    explicit, recorded = getattr(args, "depth_schedule", None), metadata.get("depth_schedule")
+    if explicit is None and recorded is None:
         return None
     adapter = get_adapter(model)
-    schedule = DepthSchedule(text, target_depth_of(model))
+    depth = adapter.depth(model)
+    already_grown = bool(metadata.get("growth_history"))
+    if explicit is None and (already_grown or DepthSchedule(recorded).initial_depth != depth):
+        # A schedule recorded by an earlier run (e.g. in a grown checkpoint) must not reset the trained model.
+        logger.warning(
+            "model.config records depth_schedule '%s' of an earlier run, but the model has %d blocks: not applied. "
+            "Pass depth_schedule to grow it again.",
+            recorded,
+            depth,
+        )
+        return None
+    target = target_depth_of(model)
+    if already_grown and target is not None and depth >= target:
+        target = None  # the recorded plan is complete: a new schedule may take the model deeper
+    schedule = DepthSchedule(explicit or recorded, target)
+    if already_grown and schedule.initial_depth < depth:
+        raise ValueError(
+            f"The model already grew to {depth} blocks (see growth_history in its config), but depth_schedule "
+            f"'{schedule}' starts at {schedule.initial_depth}, which would discard trained blocks: start the schedule "
+            f"at {depth}, e.g. '{depth}@0,{2 * depth}@0.8'."
+        )
     init = getattr(args, "growth_init", None) or metadata.get("growth_init") or "random"
     check_init_for_schedule(init, schedule)
     optimizer_state = getattr(args, "new_params_optimizer_state", "fresh")
     if optimizer_state == "copy" and not get_init(init).copies:
         raise ValueError(f"new_params_optimizer_state='copy' needs a copying growth_init, but growth_init='{init}'.")
-    depth, reserved = adapter.depth(model), len(adapter.reserved_blocks(model))
+    reserved = len(adapter.reserved_blocks(model))
     if depth + reserved > schedule.final_depth:
         raise ValueError(
             f"The model has {depth + reserved} blocks ({depth} active, {reserved} reserved) but depth_schedule "
@@ -143,7 +163,9 @@ class GrowthCallback(TrainerCallback, ExportableState):
             "new_blocks": event.new_blocks,
         }
         self.history.append(entry)
-        update_progressive_metadata(model.config, growth_history=copy.deepcopy(self.history))
+        # The config keeps the model's whole lineage, including growth of earlier runs.
+        lineage = list(progressive_metadata(model.config).get("growth_history") or [])
+        update_progressive_metadata(model.config, growth_history=copy.deepcopy(lineage + [entry]))
         logger.info(
             "Step %d: grew from %d to %d blocks (init=%s).",
             state.global_step,
@@ -221,7 +243,6 @@ class ProgressiveTrainer(Trainer):
                 target_n_layer=plan.schedule.final_depth,
                 depth_schedule=str(plan.schedule),
                 growth_init=plan.init,
-                growth_history=[],
             )
         super().__init__(model, args, *positional, **kwargs)
         self.growth_plan = plan

@@ -1,9 +1,9 @@
 """End-to-end runs of examples/run_clm_progressive.py as a user runs it (slow: tens of seconds each)."""
 
 import json
-import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import REPO_ROOT, SHAKESPEARE
@@ -47,40 +47,45 @@ def check_output(output_dir, stdout, depth):
 
 
 @pytest.mark.slow
-def test_embedded_default_corpus(tmp_path):
+def test_embedded_default_corpus_then_keep_growing(tmp_path):
     output_dir = tmp_path / "out"
-    stdout = run(
-        [sys.executable, str(EXAMPLE), *QUICK, "--max_corpus_bytes", "400000", "--output_dir", str(output_dir)],
-        cwd=tmp_path,
-    )
+    common = [sys.executable, str(EXAMPLE), *QUICK, "--max_corpus_bytes", "400000"]
+    stdout = run([*common, "--output_dir", str(output_dir)], cwd=tmp_path)
     check_output(output_dir, stdout, depth=3)
+
+    # Keep growing the grown checkpoint, as the README shows: 3 -> 5 blocks.
+    deeper = tmp_path / "deeper"
+    continued = ["--model_name_or_path", str(output_dir), "--depth_schedule", "3@0,5@0.5", "--max_steps", "10"]
+    stdout = run([*common, *continued, "--output_dir", str(deeper)], cwd=tmp_path)
+    config = json.loads((deeper / "config.json").read_text())
+    assert config["n_layer"] == 5
+    assert [(g["from_depth"], g["to_depth"]) for g in config["progressive"]["growth_history"]] == [(0, 3), (3, 5)]
+    assert "growth at step 5: 3 -> 5 blocks" in stdout
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not SHAKESPEARE.exists(), reason="needs ../shared/data/tinyshakespeare.txt")
-def test_user_text_file_under_accelerate_launch(tmp_path):
-    launcher = shutil.which("accelerate", path=str(REPO_ROOT.parent)) or shutil.which("accelerate")
-    assert launcher is not None, "accelerate's launcher is installed with the package"
+def test_user_text_files_under_accelerate_launch(tmp_path):
+    launcher = Path(sys.executable).parent / "accelerate"
+    assert launcher.exists(), "accelerate's launcher is installed beside the Python that runs the tests"
+    # A copy split in two at test time, to pass --validation_file as a user would.
+    lines = SHAKESPEARE.read_text().splitlines(keepends=True)
+    cut = len(lines) * 9 // 10
+    (tmp_path / "train.txt").write_text("".join(lines[:cut]))
+    (tmp_path / "valid.txt").write_text("".join(lines[cut:]))
     output_dir = tmp_path / "out"
-    stdout = run(
-        [
-            launcher,
-            "launch",
-            "--num_processes",
-            "1",
-            "--num_machines",
-            "1",
-            "--mixed_precision",
-            "no",
-            "--dynamo_backend",
-            "no",
-            str(EXAMPLE),
-            *QUICK,
-            "--train_file",
-            str(SHAKESPEARE),
-            "--output_dir",
-            str(output_dir),
-        ],
-        cwd=tmp_path,
-    )
+    launch = [
+        str(launcher),
+        "launch",
+        "--num_processes",
+        "1",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+    ]
+    files = ["--train_file", str(tmp_path / "train.txt"), "--validation_file", str(tmp_path / "valid.txt")]
+    stdout = run([*launch, str(EXAMPLE), *QUICK, *files, "--output_dir", str(output_dir)], cwd=tmp_path)
     check_output(output_dir, stdout, depth=3)

@@ -252,3 +252,42 @@ def test_resume_is_refused_clearly_until_supported(tmp_path):
     trainer = ProgressiveTrainer(model=tiny_model(0), args=arguments(tmp_path), train_dataset=token_dataset())
     with pytest.raises(ValueError, match="Resuming a progressive run"):
         trainer.train(resume_from_checkpoint=str(tmp_path))
+
+
+def grown_checkpoint(tmp_path):
+    """A model grown 0 -> 3 by a finished run, saved and loaded back as a plain GPT-2."""
+    trainer = ProgressiveTrainer(model=tiny_model(0), args=arguments(tmp_path / "first"), train_dataset=token_dataset())
+    trainer.train()
+    trainer.save_model(tmp_path / "grown")
+    return GPT2LMHeadModel.from_pretrained(tmp_path / "grown")
+
+
+def test_recorded_schedule_of_a_finished_run_is_not_reapplied(tmp_path):
+    model = grown_checkpoint(tmp_path)
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = ProgressiveTrainer(
+        model=model, args=arguments(tmp_path / "again", depth_schedule=None, max_steps=2), train_dataset=token_dataset()
+    )
+    assert trainer.growth_plan is None
+    assert model.config.n_layer == 3 and not hasattr(model.transformer, RESERVE_ATTRIBUTE)
+    assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
+
+
+def test_schedule_that_would_discard_trained_blocks_is_refused(tmp_path):
+    model = grown_checkpoint(tmp_path)
+    with pytest.raises(ValueError, match="already grew to 3 blocks .* start the schedule at 3, e.g. '3@0,6@0.8'"):
+        ProgressiveTrainer(model=model, args=arguments(tmp_path / "again"), train_dataset=token_dataset())
+
+
+def test_continue_growing_a_grown_model(tmp_path):
+    model = grown_checkpoint(tmp_path)
+    trained = [p.detach().clone() for p in model.transformer.h.parameters()]
+    trainer = ProgressiveTrainer(
+        model=model, args=arguments(tmp_path / "deeper", depth_schedule="3@0,5@0.5"), train_dataset=token_dataset()
+    )
+    assert [torch.equal(p, q) for p, q in zip(model.transformer.h.parameters(), trained)] == [True] * len(trained)
+    trainer.train()
+    assert model.config.n_layer == 5
+    lineage = model.config.progressive["growth_history"]
+    assert [(g["from_depth"], g["to_depth"]) for g in lineage] == [(0, 3), (3, 5)]
+    assert model.config.progressive["target_n_layer"] == 5

@@ -36,8 +36,12 @@ class BlockStackAdapter(ABC):
 
     @abstractmethod
     def build_block(self, model: nn.Module, position: int, init_depth: int) -> nn.Module:
-        """A new block for ``position``, initialised as a model with ``init_depth`` blocks would initialise it,
-        on the device and dtype of ``model``."""
+        """A new block for ``position``, initialised by :meth:`initialize_block`, on the device and dtype of
+        ``model``."""
+
+    @abstractmethod
+    def initialize_block(self, model: nn.Module, block: nn.Module, init_depth: int) -> None:
+        """Re-initialise ``block`` in place as a model with ``init_depth`` blocks initialises its blocks."""
 
     @abstractmethod
     def renumber(self, model: nn.Module) -> None:

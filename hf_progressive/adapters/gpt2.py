@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 from transformers import GPT2LMHeadModel, GPT2Model
 from transformers.models.gpt2.modeling_gpt2 import GPT2Block
@@ -26,11 +27,19 @@ class GPT2Adapter(BlockStackAdapter):
     def build_block(self, model: nn.Module, position: int, init_depth: int) -> nn.Module:
         reference = next(model.parameters())
         block = GPT2Block(model.config, layer_idx=position).to(device=reference.device, dtype=reference.dtype)
-        # GPT-2 scales the residual projections' init by 1/sqrt(2 * n_layer): use the depth the block is
-        # meant for, not the current depth (which may be 0, a division by zero).
+        self.initialize_block(model, block, init_depth)
+        return block
+
+    @torch.no_grad()
+    def initialize_block(self, model: nn.Module, block: nn.Module, init_depth: int) -> None:
+        # The model's own _init_weights, so new blocks match what transformers gives a GPT-2 of init_depth
+        # blocks. GPT-2 scales residual projections by 1/sqrt(2 * n_layer): use the depth the block is meant
+        # for, not the current depth (which may be 0, a division by zero). Tensors loaded by from_pretrained carry
+        # an "already initialised" flag that transformers' init functions respect; clear it, this is a re-init.
+        for tensor in block.parameters():
+            tensor._is_hf_initialized = False
         with config_depth(model.config, "n_layer", max(init_depth, 1)):
             block.apply(model._init_weights)
-        return block
 
     def renumber(self, model: nn.Module) -> None:
         # Reserved blocks are numbered for the position they will take when they enter the stack.
