@@ -134,12 +134,22 @@ def load_raw_datasets(data_args: DataTrainingArguments) -> DatasetDict:
     return raw
 
 
-def build_tokenizer(model_args: ModelArguments, raw: DatasetDict):
+def build_tokenizer(model_args: ModelArguments, raw: DatasetDict, training_args: ProgressiveTrainingArguments):
     source = model_args.tokenizer_name or model_args.model_name_or_path
     if source is not None:
         return AutoTokenizer.from_pretrained(source)
-    logger.info("Training a byte-level BPE tokenizer with %d tokens on the training text.", model_args.vocab_size)
-    return train_byte_level_bpe(raw["train"]["text"], vocab_size=model_args.vocab_size)
+    # Train once, on the main process; the others load its result, so every process tokenizes identically.
+    shared = os.path.join(training_args.output_dir, "tokenizer")
+    with training_args.main_process_first(local=False, desc="training the tokenizer"):
+        if training_args.process_index == 0:
+            logger.info(
+                "Training a byte-level BPE tokenizer with %d tokens on the training text.", model_args.vocab_size
+            )
+            tokenizer = train_byte_level_bpe(raw["train"]["text"], vocab_size=model_args.vocab_size)
+            tokenizer.save_pretrained(shared)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(shared)
+    return tokenizer
 
 
 def build_model(model_args: ModelArguments, training_args: ProgressiveTrainingArguments, tokenizer, block_size: int):
@@ -237,7 +247,7 @@ def main() -> dict:
     set_seed(training_args.seed)
 
     raw = load_raw_datasets(data_args)
-    tokenizer = build_tokenizer(model_args, raw)
+    tokenizer = build_tokenizer(model_args, raw, training_args)
     lm_datasets = tokenize_and_group(raw, tokenizer, data_args, training_args.main_process_first)
     for split, dataset in lm_datasets.items():
         if len(dataset) == 0:
