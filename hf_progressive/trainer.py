@@ -40,6 +40,7 @@ from .configuration import progressive_metadata, update_progressive_metadata
 from .flops import ComputeTracker
 from .growth import GrowthEvent, current_depth, grow, reserve_blocks, target_depth_of
 from .inits import get_init
+from .optim import MUON_NSGD, MuonNSGD, muon_nsgd_param_groups
 from .schedule import DepthSchedule
 from .training_args import check_init_for_schedule
 
@@ -227,7 +228,8 @@ class ProgressiveTrainer(Trainer):
           ``config.json``) and the logs (a ``depth`` entry on every log line);
         * compute accounting: ``total_flos`` counts the active depth (blocks, LM head, attention), and the logs
           and train metrics carry ``flops``, ``flops_fixed_equivalent`` and ``compute_saved``;
-        * ``warmup_stable_decay`` decays over the last 10% of steps when ``num_decay_steps`` is not given.
+        * ``warmup_stable_decay`` decays over the last 10% of steps when ``num_decay_steps`` is not given;
+        * ``optim="muon_nsgd"``: the paper's Muon-NSGD (see :mod:`hf_progressive.optim`).
     """
 
     def __init__(self, model: nn.Module | None = None, args: Any = None, *positional, **kwargs):
@@ -278,6 +280,19 @@ class ProgressiveTrainer(Trainer):
         if self.compute is None or input_ids is None:
             return super().floating_point_ops(inputs)
         return self.compute.add(current_depth(self.model), input_ids.numel(), input_ids.shape[-1])
+
+    def create_optimizer(self, model: nn.Module | None = None):
+        if self.optimizer is None and getattr(self.args, "optim", None) == MUON_NSGD:
+            model = self.model if model is None else model
+            groups = muon_nsgd_param_groups(
+                model,
+                lr=self.args.learning_rate,
+                weight_decay=self.args.weight_decay,
+                decay_parameter_names=self.get_decay_parameter_names(model),
+                muon_embeddings=self.args.muon_embeddings,
+            )
+            self.optimizer = MuonNSGD(groups, lr=self.args.learning_rate, momentum=self.args.muon_momentum)
+        return super().create_optimizer(model)
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         kwargs = dict(self.args.lr_scheduler_kwargs or {})

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
+from transformers.training_args import OptimizerNames
 
 from .inits import INIT_STRATEGIES, get_init
+from .optim import MUON_NSGD
 from .schedule import DepthSchedule
 
 OPTIMIZER_STATE_POLICIES = ("fresh", "copy")
@@ -48,8 +50,33 @@ class ProgressiveTrainingArguments(TrainingArguments):
         },
     )
 
+    optim: str = field(
+        default=TrainingArguments.__dataclass_fields__["optim"].default,
+        metadata={
+            "help": "The optimizer: transformers' choices, or 'muon_nsgd' for the paper's Muon-NSGD (Muon on block "
+            "matrices, normalised SGD on the rest, one learning rate).",
+            "choices": [name.value for name in OptimizerNames] + [MUON_NSGD],
+        },
+    )
+    muon_embeddings: bool = field(
+        default=False,
+        metadata={
+            "help": "With --optim muon_nsgd: whether the (tied) token and the position embeddings use Muon "
+            "rather than normalised SGD."
+        },
+    )
+    muon_momentum: float = field(default=0.95, metadata={"help": "With --optim muon_nsgd: momentum of both parts."})
+
     def __post_init__(self):
+        # TrainingArguments only knows transformers' optimizers; muon_nsgd is built by ProgressiveTrainer.
+        muon = self.optim == MUON_NSGD
+        if muon:
+            self.optim = "adamw_torch"
         super().__post_init__()
+        if muon:
+            self.optim = MUON_NSGD
+        if not 0 <= self.muon_momentum < 1:
+            raise ValueError(f"muon_momentum={self.muon_momentum} must lie in [0, 1).")
         if self.depth_schedule is not None:
             schedule = DepthSchedule(self.depth_schedule)
             self.depth_schedule = str(schedule)

@@ -1,0 +1,165 @@
+"""Muon-NSGD, the paper's main optimizer: Muon on matrices, normalised SGD on everything else, one learning rate.
+
+``MuonNSGD`` is one ``torch.optim.Optimizer`` (so ``Trainer``'s LR scheduler, gradient clipping and checkpointing
+treat it like AdamW). Its param groups carry ``algorithm="muon"`` or ``algorithm="nsgd"``; the Muon groups are
+stepped by ``torch.optim.Muon`` itself (momentum, 5-step Newton-Schulz orthogonalisation, decoupled weight decay),
+the others by normalised SGD: the same momentum, then the update divided by its Frobenius norm.
+
+Parameters without a gradient are skipped by both, so blocks waiting in the reserve (see
+:func:`~hf_progressive.reserve_blocks`) get no state and no weight decay until growth brings them in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+from transformers.pytorch_utils import Conv1D
+
+MUON_NSGD = "muon_nsgd"
+
+
+class MuonNSGD(torch.optim.Optimizer):
+    """Muon on the ``algorithm="muon"`` groups, normalised SGD on the ``algorithm="nsgd"`` groups.
+
+    Args:
+        params: parameter groups (dicts) with an ``algorithm`` key; plain parameters default to ``"nsgd"``. Use
+            :func:`muon_nsgd_param_groups` to build them from a model.
+        lr: the learning rate shared by both algorithms (Muon scales it by its usual shape factor).
+        weight_decay: decoupled weight decay, ``p <- p * (1 - lr * weight_decay)``.
+        momentum: momentum of both algorithms.
+        nesterov: Nesterov momentum for both algorithms.
+        ns_steps: Newton-Schulz steps of Muon.
+        eps: floor of the norms divided by.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 0.02,
+        weight_decay: float = 0.01,
+        momentum: float = 0.95,
+        nesterov: bool = True,
+        ns_steps: int = 5,
+        eps: float = 1e-7,
+    ):
+        if lr < 0:
+            raise ValueError(f"Invalid learning rate {lr}: it must be >= 0.")
+        if not 0 <= momentum < 1:
+            raise ValueError(f"Invalid momentum {momentum}: it must lie in [0, 1).")
+        self._muon: torch.optim.Muon | None = None
+        self._ns_steps = ns_steps
+        defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov, eps=eps)
+        defaults["algorithm"] = "nsgd"
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        algorithm = param_group.get("algorithm", self.defaults["algorithm"])
+        if algorithm not in ("muon", "nsgd"):
+            raise ValueError(f"Unknown algorithm '{algorithm}' in a MuonNSGD param group: use 'muon' or 'nsgd'.")
+        super().add_param_group(param_group)
+        if algorithm == "muon":
+            self._attach_to_muon(self.param_groups[-1])
+
+    def _attach_to_muon(self, group: dict[str, Any]) -> None:
+        # torch.optim.Muon steps the very same group dicts (so the LR scheduler drives both) and shares our state.
+        if self._muon is None:
+            self._muon = torch.optim.Muon([group], lr=group["lr"], ns_steps=self._ns_steps)
+            self._muon.state = self.state
+        else:
+            self._muon.add_param_group(group)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        # Loading replaces the group dicts and the state: point torch.optim.Muon at the new ones.
+        self._muon = None
+        for group in self.param_groups:
+            if group["algorithm"] == "muon":
+                self._attach_to_muon(group)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        if self._muon is not None:
+            self._muon.step()
+        for group in self.param_groups:
+            if group["algorithm"] != "nsgd":
+                continue
+            lr, momentum, eps = group["lr"], group["momentum"], group["eps"]
+            for parameter in group["params"]:
+                if parameter.grad is None:
+                    continue
+                gradient = parameter.grad
+                state = self.state[parameter]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.zeros_like(gradient)
+                buffer = state["momentum_buffer"]
+                buffer.lerp_(gradient, 1 - momentum)
+                update = gradient.lerp(buffer, momentum) if group["nesterov"] else buffer
+                parameter.mul_(1 - lr * group["weight_decay"])
+                # Divide on the device (no .item()): no host sync per tensor on accelerators.
+                parameter.add_(update / update.norm().clamp(min=eps), alpha=-lr)
+        return loss
+
+
+def conv1d_lr_correction(weight: torch.Tensor) -> float:
+    """LR factor that makes ``torch.optim.Muon`` treat a GPT-2 ``Conv1D`` weight like the ``nn.Linear`` it stands for.
+
+    ``Conv1D`` stores ``(in, out)``, the transpose of ``nn.Linear``'s ``(out, in)``. Muon's orthogonalisation does not
+    care (the orthogonalised transpose is the transpose of the orthogonalised matrix), but its LR factor
+    ``sqrt(max(1, rows / cols))`` does: without correction the fused ``c_attn`` (``d x 3d``) would get 1 instead of
+    ``sqrt(3)``, ``mlp.c_fc`` 1 instead of 2 and ``mlp.c_proj`` 2 instead of 1. The fused Q|K|V matrix is
+    orthogonalised as one ``3d x d`` matrix, as nanoGPT-style Muon (the paper's code base) does.
+    """
+    fan_in, fan_out = weight.shape
+    return (max(1.0, fan_out / fan_in) / max(1.0, fan_in / fan_out)) ** 0.5
+
+
+def muon_nsgd_param_groups(
+    model: nn.Module,
+    lr: float,
+    weight_decay: float,
+    decay_parameter_names: Iterable[str] | None = None,
+    muon_embeddings: bool = False,
+) -> list[dict[str, Any]]:
+    """Param groups for :class:`MuonNSGD`: every 2-D weight to Muon, everything else to normalised SGD.
+
+    Args:
+        decay_parameter_names: names that get ``weight_decay`` (``Trainer.get_decay_parameter_names``); others get
+            none. Default: every parameter decays.
+        muon_embeddings: whether the (tied) token embedding and the position embedding go to Muon; the paper leaves
+            this open. Default: normalised SGD.
+
+    The first group is an unscaled normalised-SGD group, so ``Trainer`` logs the shared learning rate.
+    """
+    decaying = None if decay_parameter_names is None else set(decay_parameter_names)
+
+    def owned_by(kind: type) -> set[int]:
+        # A tied weight has several owners (GPT-2's wte and lm_head): any owner of the kind counts.
+        return {id(p) for module in model.modules() if isinstance(module, kind) for p in module.parameters(False)}
+
+    embeddings, conv1d = owned_by(nn.Embedding), owned_by(Conv1D)
+    groups: dict[tuple[str, bool, float], list[nn.Parameter]] = {}
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        use_muon = parameter.ndim == 2 and (muon_embeddings or id(parameter) not in embeddings)
+        scale = conv1d_lr_correction(parameter) if use_muon and id(parameter) in conv1d else 1.0
+        decay = decaying is None or name in decaying
+        groups.setdefault(("muon" if use_muon else "nsgd", decay, scale), []).append(parameter)
+    ordered = sorted(groups.items(), key=lambda item: (item[0][0] != "nsgd", item[0][2] != 1.0))
+    # Muon decays by lr * weight_decay: divide the scaled groups' decay back so every weight decays alike.
+    return [
+        {
+            "params": params,
+            "algorithm": algorithm,
+            "lr": lr * scale,
+            "weight_decay": weight_decay / scale if decay else 0.0,
+        }
+        for (algorithm, decay, scale), params in ordered
+    ]

@@ -1,0 +1,139 @@
+import copy
+
+import pytest
+import torch
+from conftest import tiny_model, token_dataset
+from torch import nn
+from transformers.pytorch_utils import Conv1D
+
+from hf_progressive import ProgressiveTrainer, ProgressiveTrainingArguments
+from hf_progressive.adapters.base import RESERVE_ATTRIBUTE
+from hf_progressive.optim import MuonNSGD, conv1d_lr_correction, muon_nsgd_param_groups
+
+LR, WD, MOMENTUM = 0.1, 0.05, 0.9
+
+
+def test_normalised_sgd_matches_a_direct_computation():
+    torch.manual_seed(0)
+    parameter = nn.Parameter(torch.randn(5))
+    expected = parameter.detach().clone()
+    optimizer = MuonNSGD([{"params": [parameter], "algorithm": "nsgd"}], lr=LR, weight_decay=WD, momentum=MOMENTUM)
+    buffer = torch.zeros(5)
+    for _ in range(3):
+        gradient = torch.randn(5)
+        parameter.grad = gradient.clone()
+        optimizer.step()
+        # By hand: EMA momentum, Nesterov look-ahead, decoupled decay, step of length lr along the unit update.
+        buffer = MOMENTUM * buffer + (1 - MOMENTUM) * gradient
+        update = MOMENTUM * buffer + (1 - MOMENTUM) * gradient
+        expected = expected * (1 - LR * WD) - LR * update / update.norm()
+        assert torch.allclose(parameter, expected, atol=1e-6)
+    assert (parameter.detach() - expected).abs().max() < 1e-6
+
+
+def test_muon_on_conv1d_equals_torch_muon_on_the_linear_layout():
+    torch.manual_seed(0)
+    module = Conv1D(12, 4)  # GPT-2 layout: weight is (in=4, out=12), like a fused c_attn of width 4
+    linear_weight = nn.Parameter(module.weight.detach().T.clone())  # what nn.Linear(4, 12) would store
+    groups = [g for g in muon_nsgd_param_groups(module, lr=LR, weight_decay=WD) if g["algorithm"] == "muon"]
+    optimizer = MuonNSGD(groups, lr=LR, momentum=MOMENTUM)
+    reference = torch.optim.Muon([linear_weight], lr=LR, weight_decay=WD, momentum=MOMENTUM)
+    for _ in range(3):
+        gradient = torch.randn(4, 12)
+        module.weight.grad, linear_weight.grad = gradient.clone(), gradient.T.clone()
+        optimizer.step()
+        reference.step()
+        assert torch.allclose(module.weight, linear_weight.T, atol=1e-6)
+    assert conv1d_lr_correction(module.weight) == pytest.approx(3**0.5)
+
+
+def test_muon_update_is_orthogonalised():
+    torch.manual_seed(0)
+    weight = nn.Parameter(torch.zeros(8, 8))
+    optimizer = MuonNSGD([{"params": [weight], "algorithm": "muon"}], lr=1.0, weight_decay=0.0, momentum=0.0)
+    gradient = torch.randn(8, 8) @ torch.diag(torch.logspace(-1, 0, 8))
+    weight.grad = gradient.clone()
+    optimizer.step()
+    singular_values = torch.linalg.svdvals(-weight.detach())
+    gradient_values = torch.linalg.svdvals(gradient)
+    # Newton-Schulz pushes every singular value towards 1 (Muon's quintic lands them in roughly [0.5, 1.5]).
+    assert singular_values.min() > 0.3 and singular_values.max() < 1.6
+    assert singular_values.max() / singular_values.min() < (gradient_values.max() / gradient_values.min()) / 5
+
+
+def test_param_groups_of_gpt2():
+    model = tiny_model(2)
+    names = {id(p): n for n, p in model.named_parameters()}
+    decay = [n for n in names.values() if not n.endswith("bias") and "ln" not in n]
+    groups = muon_nsgd_param_groups(model, lr=1.0, weight_decay=WD, decay_parameter_names=decay)
+    by_name = {names[id(p)]: g for g in groups for p in g["params"]}
+    assert groups[0]["algorithm"] == "nsgd" and groups[0]["lr"] == 1.0
+    assert by_name["transformer.h.0.attn.c_attn.weight"]["algorithm"] == "muon"
+    assert by_name["transformer.h.0.attn.c_attn.weight"]["lr"] == pytest.approx(3**0.5)
+    assert by_name["transformer.h.0.mlp.c_fc.weight"]["lr"] == pytest.approx(2.0)
+    assert by_name["transformer.h.0.mlp.c_proj.weight"]["lr"] == pytest.approx(0.5)
+    assert by_name["transformer.h.1.attn.c_proj.weight"]["lr"] == pytest.approx(1.0)
+    for name in ("transformer.wte.weight", "transformer.wpe.weight", "transformer.h.0.ln_1.weight"):
+        assert by_name[name]["algorithm"] == "nsgd", name
+    assert by_name["transformer.h.0.attn.c_attn.bias"]["weight_decay"] == 0.0
+    # Every weight decays by lr * weight_decay, whatever its LR factor.
+    for group in groups:
+        if group["weight_decay"]:
+            assert group["lr"] * group["weight_decay"] == pytest.approx(WD)
+    assert len(by_name) == len(names)  # each parameter once (the tied LM head is the embedding)
+    switched = muon_nsgd_param_groups(model, lr=1.0, weight_decay=WD, muon_embeddings=True)
+    assert {names[id(p)] for g in switched if g["algorithm"] == "muon" for p in g["params"]} >= {
+        "transformer.wte.weight",
+        "transformer.wpe.weight",
+    }
+
+
+def test_state_dict_round_trip_continues_identically(tokens):
+    def make(model):
+        return MuonNSGD(muon_nsgd_param_groups(model, lr=0.05, weight_decay=WD), lr=0.05)
+
+    def train(model, optimizer, steps):
+        for _ in range(steps):
+            model(tokens, labels=tokens).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+
+    model = tiny_model(1)
+    optimizer = make(model)
+    train(model, optimizer, 2)
+    resumed_model = copy.deepcopy(model)
+    resumed = make(resumed_model)
+    resumed.load_state_dict(copy.deepcopy(optimizer.state_dict()))  # as if through torch.save and torch.load
+    train(model, optimizer, 2)
+    train(resumed_model, resumed, 2)
+    for a, b in zip(model.parameters(), resumed_model.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_trainer_with_muon_nsgd_through_growth(tmp_path):
+    model = tiny_model(0)
+    args = ProgressiveTrainingArguments(
+        output_dir=str(tmp_path),
+        max_steps=8,
+        per_device_train_batch_size=4,
+        learning_rate=0.02,
+        optim="muon_nsgd",
+        depth_schedule="0@0,2@0.5",
+        lr_scheduler_type="warmup_stable_decay",
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=True,
+    )
+    trainer = ProgressiveTrainer(model=model, args=args, train_dataset=token_dataset())
+    new = [p for block in getattr(model.transformer, RESERVE_ATTRIBUTE) for p in block.parameters()]
+    before = [p.detach().clone() for p in new]
+    trainer.train()
+    optimizer = trainer.optimizer.optimizer if hasattr(trainer.optimizer, "optimizer") else trainer.optimizer
+    assert isinstance(optimizer, MuonNSGD)
+    assert all(p in optimizer.state for p in new)  # joined at growth, with fresh momentum
+    assert all(not torch.equal(p, q) for p, q in zip(new, before))
+    logged = [e["learning_rate"] for e in trainer.state.log_history if "learning_rate" in e]
+    assert logged[2] == pytest.approx(0.02)  # the shared LR is what Trainer logs
+    assert model.config.n_layer == 2
