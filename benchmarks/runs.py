@@ -1,0 +1,122 @@
+"""One benchmark run: a GPT-2 trained by ProgressiveTrainer under a named schedule, with its curves and timings."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel, TrainerCallback, default_data_collator
+from transformers.trainer_callback import PrinterCallback
+
+from hf_progressive import DepthSchedule, ProgressiveTrainer, ProgressiveTrainingArguments, flops
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    name: str
+    schedule: str  # with fractions of max_steps, e.g. "0@0,6@0.8"; "6@0" is the fixed-depth run
+    init: str = "random"
+    scheduler: str = "warmup_stable_decay"
+
+
+@dataclass
+class Settings:
+    steps: int
+    width: int = 128
+    heads: int = 4
+    depth: int = 6
+    context: int = 128
+    batch: int = 32
+    lr: float = 2e-3
+    optim: str = "adamw_torch"
+    weight_decay: float = 0.01
+    warmup: float = 0.02
+    evaluations: int = 40
+    seed: int = 0
+
+
+class TrainingClock(TrainerCallback):
+    """Wall-clock seconds spent in training steps alone (evaluation excluded)."""
+
+    def __init__(self):
+        self.seconds = 0.0
+        self._start = None
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.seconds += time.perf_counter() - self._start
+
+
+def train_one(spec: RunSpec, settings: Settings, vocab_size: int, train_dataset, eval_dataset, output_dir: str):
+    schedule = DepthSchedule(spec.schedule)
+    torch.manual_seed(settings.seed)
+    config = GPT2Config(
+        vocab_size=vocab_size,
+        n_positions=settings.context,
+        n_embd=settings.width,
+        n_head=settings.heads,
+        n_layer=settings.depth,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        activation_function="gelu",
+        bos_token_id=0,
+        eos_token_id=0,
+    )
+    # Built at the target depth, so the fixed-depth run and every progressive run start from the same init.
+    model = GPT2LMHeadModel(config)
+    every = max(1, settings.steps // settings.evaluations)
+    args = ProgressiveTrainingArguments(
+        output_dir=output_dir,
+        max_steps=settings.steps,
+        per_device_train_batch_size=settings.batch,
+        per_device_eval_batch_size=128,
+        learning_rate=settings.lr,
+        weight_decay=settings.weight_decay,
+        optim=settings.optim,
+        lr_scheduler_type=spec.scheduler,
+        warmup_steps=settings.warmup,
+        depth_schedule=spec.schedule,
+        growth_init=spec.init,
+        eval_strategy="steps",
+        eval_steps=every,
+        logging_steps=every,
+        save_strategy="no",
+        report_to="none",
+        seed=settings.seed,
+        data_seed=settings.seed,
+        disable_tqdm=True,
+        use_cpu=True,
+        dataloader_num_workers=0,
+    )
+    # A fixed-depth run ("6@0") goes through the same trainer and loop, with a one-stage schedule: no growth.
+    clock = TrainingClock()
+    trainer = ProgressiveTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        data_collator=default_data_collator,
+        callbacks=[clock],
+    )
+    trainer.remove_callback(PrinterCallback)  # the benchmark prints its own summary
+    metrics = trainer.train().metrics
+    final = trainer.evaluate()
+    history = trainer.state.log_history
+    ratios = flops.schedule_compute_ratios(config, schedule, settings.steps, settings.context)
+    return {
+        "spec": asdict(spec),
+        "settings": asdict(settings),
+        "final_eval_loss": final["eval_loss"],
+        "eval_curve": {e["step"]: e["eval_loss"] for e in history if "eval_loss" in e and e["step"] < settings.steps},
+        "train_curve": {e["step"]: e["loss"] for e in history if "loss" in e},
+        "flops_at_step": {e["step"]: e.get("flops", 0.0) for e in history if "loss" in e},
+        "growth": trainer.growth_history,
+        "growth_steps": [g.step for g in schedule.growth_steps(settings.steps)],
+        "train_seconds": clock.seconds,
+        "flops": metrics.get("flops", metrics.get("total_flos")),
+        "ratios": asdict(ratios),
+    }

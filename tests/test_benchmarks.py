@@ -1,0 +1,73 @@
+"""The benchmark scripts run end to end (tiny settings; the real measurements are in README's Results)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO_ROOT, SHAKESPEARE
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not SHAKESPEARE.exists(), reason="needs ../shared/data/tinyshakespeare.txt"),
+]
+
+
+def run(script, *arguments, cwd):
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / script), *arguments]
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def test_reproduction_writes_table_json_and_plot(tmp_path):
+    stdout = run(
+        "reproduce.py",
+        "--steps",
+        "20",
+        "--context",
+        "32",
+        "--only",
+        "fixed",
+        "0→6 random",
+        "--output",
+        str(tmp_path),
+        cwd=tmp_path,
+    )
+    tag = "full-adamw_torch-20-ctx32"
+    results = json.loads((tmp_path / f"{tag}.json").read_text())
+    names = [(r["spec"]["name"], r["spec"]["scheduler"]) for r in results]
+    assert names == [
+        ("fixed", "warmup_stable_decay"),
+        ("0→6 random", "warmup_stable_decay"),
+        ("fixed", "cosine"),
+        ("0→6 random", "cosine"),
+    ]
+    progressive = results[1]
+    assert progressive["growth"][0]["step"] == 16 and progressive["ratios"]["non_embedding"] == pytest.approx(
+        0.2, abs=0.001
+    )
+    assert (tmp_path / f"{tag}.png").stat().st_size > 10_000
+    assert "| 0→6 random (WSD) |" in stdout and "| fixed (cosine) |" in stdout
+
+
+def test_calibration_prints_a_growth_step(tmp_path):
+    stdout = run(
+        "calibrate_growth.py",
+        "--calibration_steps",
+        "60",
+        "--steps",
+        "1000",
+        "--source_depth",
+        "1",
+        "--init",
+        "copy",
+        "--tolerance",
+        "0.5",
+        "--context",
+        "32",
+        "--evaluations",
+        "6",
+        cwd=tmp_path,
+    )
+    assert "t_mix = " in stdout and "--depth_schedule 1@0,6@" in stdout
