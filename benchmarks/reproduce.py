@@ -18,6 +18,7 @@ import json
 import statistics
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -27,18 +28,23 @@ from tqdm.auto import tqdm
 
 from hf_progressive.calibration import mixing_time
 
-FULL_RUNS = [
-    RunSpec("fixed", "6@0"),
-    RunSpec("0→6 random", "0@0,6@0.8"),
-    RunSpec("1→6 random", "1@0,6@0.8"),
-    RunSpec("1→6 copy", "1@0,6@0.8", init="copy"),
-    RunSpec("0→6 zero", "0@0,6@0.8", init="zero"),
-    RunSpec("0→2→6 random", "0@0,2@0.4,6@0.8"),
-    RunSpec("fixed", "6@0", scheduler="cosine"),
-    RunSpec("0→6 random", "0@0,6@0.8", scheduler="cosine"),
-    RunSpec("1→6 copy", "1@0,6@0.8", init="copy", scheduler="cosine"),
-]
-QUICK_RUNS = [FULL_RUNS[0], FULL_RUNS[1], FULL_RUNS[3]]
+
+def full_runs(tau: float = 0.8) -> list[RunSpec]:
+    """Every run of the full mode; single-stage growth at ``tau`` (0→2→6 grows at tau/2 and tau)."""
+    return [
+        RunSpec("fixed", "6@0"),
+        RunSpec("0→6 random", f"0@0,6@{tau}"),
+        RunSpec("1→6 random", f"1@0,6@{tau}"),
+        RunSpec("1→6 copy", f"1@0,6@{tau}", init="copy"),
+        RunSpec("0→6 zero", f"0@0,6@{tau}", init="zero"),
+        RunSpec("0→2→6 random", f"0@0,2@{tau / 2},6@{tau}"),
+        RunSpec("fixed", "6@0", scheduler="cosine"),
+        RunSpec("0→6 random", f"0@0,6@{tau}", scheduler="cosine"),
+        RunSpec("1→6 copy", f"1@0,6@{tau}", init="copy", scheduler="cosine"),
+    ]
+
+
+QUICK_RUNS = [full_runs()[i] for i in (0, 1, 3)]
 MIXING_TOLERANCE = 0.02
 
 
@@ -141,20 +147,43 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--optim", default="adamw_torch", help="adamw_torch or muon_nsgd")
     parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--only", nargs="*", help="run names to keep (e.g. fixed '0→6 random')")
+    parser.add_argument(
+        "--only", nargs="*", help="runs to keep, by name or name and scheduler (e.g. fixed '0→6 random (WSD)')"
+    )
+    parser.add_argument("--tau", type=float, default=0.8, help="growth step as a fraction of the steps (full mode)")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a JSON written by an earlier run with the same settings: "
+        "its fixed-depth runs are reused instead of trained again",
+    )
     parser.add_argument("--data", type=Path, default=DEFAULT_PATH)
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results"))
     arguments = parser.parse_args()
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     steps = 300 if arguments.quick else arguments.steps
-    specs = QUICK_RUNS if arguments.quick else FULL_RUNS
+    specs = QUICK_RUNS if arguments.quick else full_runs(arguments.tau)
     if arguments.only:
-        specs = [s for s in specs if s.name in arguments.only]
+        specs = [s for s in specs if s.name in arguments.only or key(asdict(s)) in arguments.only]
     train_tokens, validation_tokens, vocab_size = load_characters(arguments.data)
     arguments.output.mkdir(parents=True, exist_ok=True)
-    tag = f"{'quick' if arguments.quick else 'full'}-{arguments.optim}-{steps}-ctx{arguments.context}"
+    tau = "" if arguments.quick or arguments.tau == 0.8 else f"-tau{arguments.tau}"
+    tag = f"{'quick' if arguments.quick else 'full'}-{arguments.optim}-{steps}-ctx{arguments.context}{tau}"
     results = []
+    if arguments.baseline is not None:
+        # Runs are deterministic for given settings and seed, so an earlier fixed-depth run is this run's baseline.
+        reused = [r for r in json.loads(arguments.baseline.read_text()) if r["spec"]["schedule"] == "6@0"]
+        reused = [
+            r
+            for r in reused
+            if r["settings"]["steps"] == steps
+            and r["settings"]["context"] == arguments.context
+            and r["settings"]["optim"] == arguments.optim
+            and r["settings"]["seed"] in arguments.seeds
+        ]
+        results += reused
+        specs = [s for s in specs if not any(r["spec"] == asdict(s) for r in reused)]
     started = time.time()
     jobs = [(seed, spec) for seed in arguments.seeds for spec in specs]
     for seed, spec in tqdm(jobs, desc="runs", unit="run"):
