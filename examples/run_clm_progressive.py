@@ -41,6 +41,8 @@ from hf_progressive.schedule import DepthSchedule
 
 logger = logging.getLogger(__name__)
 
+#: Depth schedule of a new model when --depth_schedule is not given (a loaded checkpoint then just trains on).
+DEFAULT_DEPTH_SCHEDULE = "0@0,6@0.8"
 #: Training defaults of the embedded demo; every one can be overridden on the command line.
 DEMO_TRAINING_DEFAULTS = {
     "output_dir": "outputs/run_clm_progressive",
@@ -51,7 +53,6 @@ DEMO_TRAINING_DEFAULTS = {
     "weight_decay": 0.01,
     "lr_scheduler_type": "warmup_stable_decay",
     "warmup_steps": 0.02,
-    "depth_schedule": "0@0,6@0.8",
     "growth_init": "random",
     "logging_steps": 50,
     "eval_strategy": "steps",
@@ -155,7 +156,9 @@ def build_tokenizer(model_args: ModelArguments, raw: DatasetDict, training_args:
 def build_model(model_args: ModelArguments, training_args: ProgressiveTrainingArguments, tokenizer, block_size: int):
     if model_args.model_name_or_path is not None:
         return AutoModelForCausalLM.from_pretrained(model_args.model_name_or_path)
-    schedule = DepthSchedule(training_args.depth_schedule or "0@0")
+    if training_args.depth_schedule is None:
+        training_args.depth_schedule = DEFAULT_DEPTH_SCHEDULE
+    schedule = DepthSchedule(training_args.depth_schedule)
     config = ProgressiveGPT2Config(
         vocab_size=len(tokenizer),
         n_positions=block_size,

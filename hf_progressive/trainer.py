@@ -239,6 +239,14 @@ class ProgressiveTrainer(Trainer):
         elif getattr(args, "depth_schedule", None) is not None:
             raise ValueError("ProgressiveTrainer with a depth_schedule needs `model=`; `model_init` is not supported.")
         if plan is not None:
+            # Also for a schedule that comes from the model config: reserved blocks get no gradient before growth.
+            if getattr(args, "ddp_find_unused_parameters", None) is False:
+                raise ValueError(
+                    "ddp_find_unused_parameters=False cannot be used with a depth_schedule: blocks that have not "
+                    "entered the model yet receive no gradient. Leave it unset or set it to True."
+                )
+            if args is not None:
+                args.ddp_find_unused_parameters = True
             reserve_blocks(model, plan.schedule.final_depth, plan.schedule.initial_depth)
             update_progressive_metadata(
                 model.config,

@@ -22,9 +22,8 @@ QUICK = [
     "16",
     "--vocab_size",
     "300",
-    "--depth_schedule",
-    "0@0,3@0.8",
 ]
+GROW = ["--depth_schedule", "0@0,3@0.8"]
 
 
 def run(command, cwd):
@@ -50,7 +49,7 @@ def check_output(output_dir, stdout, depth):
 def test_embedded_default_corpus_then_keep_growing(tmp_path):
     output_dir = tmp_path / "out"
     common = [sys.executable, str(EXAMPLE), *QUICK, "--max_corpus_bytes", "400000"]
-    stdout = run([*common, "--output_dir", str(output_dir)], cwd=tmp_path)
+    stdout = run([*common, *GROW, "--output_dir", str(output_dir)], cwd=tmp_path)
     check_output(output_dir, stdout, depth=3)
 
     # Keep growing the grown checkpoint, as the README shows: 3 -> 5 blocks.
@@ -61,6 +60,12 @@ def test_embedded_default_corpus_then_keep_growing(tmp_path):
     assert config["n_layer"] == 5
     assert [(g["from_depth"], g["to_depth"]) for g in config["progressive"]["growth_history"]] == [(0, 3), (3, 5)]
     assert "growth at step 5: 3 -> 5 blocks" in stdout
+
+    # Fine-tuning the grown checkpoint without a schedule trains it at its depth and keeps its lineage.
+    tuned = tmp_path / "tuned"
+    run([*common, "--model_name_or_path", str(deeper), "--max_steps", "4", "--output_dir", str(tuned)], cwd=tmp_path)
+    config = json.loads((tuned / "config.json").read_text())
+    assert config["n_layer"] == 5 and len(config["progressive"]["growth_history"]) == 2
 
 
 @pytest.mark.slow
@@ -87,5 +92,5 @@ def test_user_text_files_under_accelerate_launch(tmp_path):
         "no",
     ]
     files = ["--train_file", str(tmp_path / "train.txt"), "--validation_file", str(tmp_path / "valid.txt")]
-    stdout = run([*launch, str(EXAMPLE), *QUICK, *files, "--output_dir", str(output_dir)], cwd=tmp_path)
+    stdout = run([*launch, str(EXAMPLE), *QUICK, *GROW, *files, "--output_dir", str(output_dir)], cwd=tmp_path)
     check_output(output_dir, stdout, depth=3)

@@ -201,6 +201,7 @@ def test_schedule_from_the_model_config(tmp_path):
     trainer = ProgressiveTrainer(
         model=model, args=arguments(tmp_path, depth_schedule=None), train_dataset=token_dataset()
     )
+    assert trainer.args.ddp_find_unused_parameters is True  # set for config schedules too (DDP needs it)
     trainer.train()
     assert trainer.growth_history[0]["step"] == 3 and trainer.growth_history[0]["init"] == "zero"
 
