@@ -41,7 +41,7 @@ def check_output(output_dir, stdout, depth):
     assert config["n_layer"] == depth and config["progressive"]["growth_history"][0]["to_depth"] == depth
     assert (output_dir / "loss.png").stat().st_size > 10_000
     assert (output_dir / "tokenizer.json").exists()
-    assert "final validation loss:" in stdout and "growth at step 24: 0 -> 3 blocks" in stdout
+    assert "final validation loss:" in stdout and f"growth at step 24: 0 -> {depth} blocks" in stdout
     assert "compute saved vs fixed depth" in stdout
 
 
@@ -49,23 +49,23 @@ def check_output(output_dir, stdout, depth):
 def test_embedded_default_corpus_then_keep_growing(tmp_path):
     output_dir = tmp_path / "out"
     common = [sys.executable, str(EXAMPLE), *QUICK, "--max_corpus_bytes", "400000"]
-    stdout = run([*common, *GROW, "--output_dir", str(output_dir)], cwd=tmp_path)
-    check_output(output_dir, stdout, depth=3)
+    stdout = run([*common, "--output_dir", str(output_dir)], cwd=tmp_path)  # the default schedule, 0@0,6@0.8
+    check_output(output_dir, stdout, depth=6)
 
-    # Keep growing the grown checkpoint, as the README shows: 3 -> 5 blocks.
+    # Keep growing the grown checkpoint, as the README shows: 6 -> 8 blocks.
     deeper = tmp_path / "deeper"
-    continued = ["--model_name_or_path", str(output_dir), "--depth_schedule", "3@0,5@0.5", "--max_steps", "10"]
+    continued = ["--model_name_or_path", str(output_dir), "--depth_schedule", "6@0,8@0.5", "--max_steps", "10"]
     stdout = run([*common, *continued, "--output_dir", str(deeper)], cwd=tmp_path)
     config = json.loads((deeper / "config.json").read_text())
-    assert config["n_layer"] == 5
-    assert [(g["from_depth"], g["to_depth"]) for g in config["progressive"]["growth_history"]] == [(0, 3), (3, 5)]
-    assert "growth at step 5: 3 -> 5 blocks" in stdout
+    assert config["n_layer"] == 8
+    assert [(g["from_depth"], g["to_depth"]) for g in config["progressive"]["growth_history"]] == [(0, 6), (6, 8)]
+    assert "growth at step 5: 6 -> 8 blocks" in stdout
 
     # Fine-tuning the grown checkpoint without a schedule trains it at its depth and keeps its lineage.
     tuned = tmp_path / "tuned"
     run([*common, "--model_name_or_path", str(deeper), "--max_steps", "4", "--output_dir", str(tuned)], cwd=tmp_path)
     config = json.loads((tuned / "config.json").read_text())
-    assert config["n_layer"] == 5 and len(config["progressive"]["growth_history"]) == 2
+    assert config["n_layer"] == 8 and len(config["progressive"]["growth_history"]) == 2
 
 
 @pytest.mark.slow
