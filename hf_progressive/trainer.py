@@ -12,9 +12,9 @@ same ``Parameter`` objects into the block stack. So:
   their optimizer state starts fresh at growth, while existing parameters keep theirs untouched;
 * DDP and FSDP registered them when they wrapped the model, so gradients of new parameters are synchronised
   without re-wrapping. DDP must tolerate parameters without gradients, hence
-  ``ddp_find_unused_parameters=True`` (set by :class:`ProgressiveTrainingArguments`);
-* every rank holds identical reserve weights (initialised under the same seed and broadcast by DDP at wrap
-  time), and growth itself is deterministic, so ranks stay in step.
+  ``ddp_find_unused_parameters=True`` (set by :class:`ProgressiveTrainingArguments` and the trainer);
+* every rank holds identical reserve weights (DDP broadcasts rank 0's parameters, reserve included, when it wraps
+  the model), and growth itself is deterministic, so ranks stay in step.
 
 The price is memory: the target-depth weights (not their gradients or optimizer state) exist from step 0. The
 alternative, creating blocks at growth and re-wrapping the model and optimizer, would reach deep into
