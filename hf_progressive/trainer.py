@@ -39,10 +39,9 @@ from .adapters import get_adapter
 from .configuration import progressive_metadata, update_progressive_metadata
 from .flops import ComputeTracker
 from .growth import GrowthEvent, current_depth, grow, reserve_blocks, target_depth_of
-from .inits import get_init
 from .optim import MUON_NSGD, MuonNSGD, muon_nsgd_param_groups
 from .schedule import DepthSchedule
-from .training_args import check_init_for_schedule
+from .training_args import allow_unused_parameters, check_init_for_schedule, check_optimizer_state_policy
 
 logger = logging.getLogger(__name__)
 
@@ -96,8 +95,7 @@ def plan_growth(model: nn.Module, args: Any) -> GrowthPlan | None:
     init = getattr(args, "growth_init", None) or metadata.get("growth_init") or "random"
     check_init_for_schedule(init, schedule)
     optimizer_state = getattr(args, "new_params_optimizer_state", "fresh")
-    if optimizer_state == "copy" and not get_init(init).copies:
-        raise ValueError(f"new_params_optimizer_state='copy' needs a copying growth_init, but growth_init='{init}'.")
+    check_optimizer_state_policy(optimizer_state, init)
     reserved = len(adapter.reserved_blocks(model))
     if depth + reserved > schedule.final_depth:
         raise ValueError(
@@ -239,14 +237,8 @@ class ProgressiveTrainer(Trainer):
         elif getattr(args, "depth_schedule", None) is not None:
             raise ValueError("ProgressiveTrainer with a depth_schedule needs `model=`; `model_init` is not supported.")
         if plan is not None:
-            # Also for a schedule that comes from the model config: reserved blocks get no gradient before growth.
-            if getattr(args, "ddp_find_unused_parameters", None) is False:
-                raise ValueError(
-                    "ddp_find_unused_parameters=False cannot be used with a depth_schedule: blocks that have not "
-                    "entered the model yet receive no gradient. Leave it unset or set it to True."
-                )
             if args is not None:
-                args.ddp_find_unused_parameters = True
+                allow_unused_parameters(args)  # also for a schedule that comes from the model config
             reserve_blocks(model, plan.schedule.final_depth, plan.schedule.initial_depth)
             update_progressive_metadata(
                 model.config,

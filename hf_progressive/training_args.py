@@ -84,13 +84,7 @@ class ProgressiveTrainingArguments(TrainingArguments):
                 schedule.resolve(self.max_steps)
             if self.growth_init is not None:
                 check_init_for_schedule(get_init(self.growth_init).name, schedule)
-            # Blocks waiting in the reserve get no gradient before growth: DDP must not expect one.
-            if self.ddp_find_unused_parameters is False:
-                raise ValueError(
-                    "ddp_find_unused_parameters=False cannot be used with a depth_schedule: blocks that have not "
-                    "entered the model yet receive no gradient. Leave it unset or set it to True."
-                )
-            self.ddp_find_unused_parameters = True
+            allow_unused_parameters(self)
         if self.growth_init is not None:
             get_init(self.growth_init)
         if self.new_params_optimizer_state not in OPTIMIZER_STATE_POLICIES:
@@ -98,16 +92,8 @@ class ProgressiveTrainingArguments(TrainingArguments):
                 f"new_params_optimizer_state='{self.new_params_optimizer_state}' is not one of "
                 f"{list(OPTIMIZER_STATE_POLICIES)}."
             )
-        if (
-            self.new_params_optimizer_state == "copy"
-            and self.growth_init is not None
-            and not get_init(self.growth_init).copies
-        ):
-            raise ValueError(
-                f"new_params_optimizer_state='copy' needs a copying growth_init, but growth_init='{self.growth_init}' "
-                f"creates new weights; use one of {sorted(n for n, s in INIT_STRATEGIES.items() if s.copies)} or "
-                "new_params_optimizer_state='fresh'."
-            )
+        if self.growth_init is not None:
+            check_optimizer_state_policy(self.new_params_optimizer_state, self.growth_init)
 
 
 def check_init_for_schedule(init: str, schedule: DepthSchedule) -> None:
@@ -115,3 +101,24 @@ def check_init_for_schedule(init: str, schedule: DepthSchedule) -> None:
     strategy = get_init(init)
     for stage, following in zip(schedule.stages, schedule.stages[1:]):
         strategy.plan(stage.depth, following.depth)
+
+
+def check_optimizer_state_policy(policy: str, init: str) -> None:
+    """Fail if ``policy`` is ``"copy"`` but ``init`` creates new weights (there is no source state to copy)."""
+    if policy == "copy" and not get_init(init).copies:
+        raise ValueError(
+            f"new_params_optimizer_state='copy' needs a copying growth_init, but growth_init='{init}' creates new "
+            f"weights; use one of {sorted(n for n, s in INIT_STRATEGIES.items() if s.copies)} or "
+            "new_params_optimizer_state='fresh'."
+        )
+
+
+def allow_unused_parameters(args) -> None:
+    """Set ``ddp_find_unused_parameters=True``: blocks waiting in the reserve get no gradient before growth, and DDP
+    must not expect one. Fails if the user explicitly asked for ``False``."""
+    if args.ddp_find_unused_parameters is False:
+        raise ValueError(
+            "ddp_find_unused_parameters=False cannot be used with a depth_schedule: blocks that have not entered "
+            "the model yet receive no gradient. Leave it unset or set it to True."
+        )
+    args.ddp_find_unused_parameters = True
