@@ -127,13 +127,12 @@ class GrowthCallback(TrainerCallback, ExportableState):
         init: str = "random",
         optimizer_state: str = "fresh",
         on_growth: Callable[[GrowthEvent, dict], None] | None = None,
-        history: list[dict] | None = None,
     ):
         self.schedule = DepthSchedule(schedule)
         self.init = init
         self.optimizer_state = optimizer_state
         self.on_growth = on_growth
-        self.history: list[dict] = list(history or [])
+        self.history: list[dict] = []
         self._growth_at: dict[int, int] = {}
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
