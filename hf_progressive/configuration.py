@@ -12,7 +12,14 @@ from .schedule import DepthSchedule
 
 #: Key of the block that holds growth metadata in a saved ``config.json``.
 METADATA_KEY = "progressive"
-_FIELDS = ("target_n_layer", "depth_schedule", "growth_init", "growth_history")
+_FIELDS = (
+    "target_n_layer",
+    "depth_schedule",
+    "growth_init",
+    "growth_history",
+    "flops",
+    "flops_fixed_equivalent",
+)
 
 
 @strict
@@ -31,7 +38,10 @@ class ProgressiveGPT2Config(GPT2Config):
             ``n_layer``.
         depth_schedule: e.g. ``"0@0,12@0.8"`` (see :class:`~hf_progressive.DepthSchedule`).
         growth_init: name of the init strategy for new blocks (see :mod:`hf_progressive.inits`).
-        growth_history: one dict per growth event, appended by training.
+        growth_history: one dict per growth event, appended by training: step, from/to depth, init, new block
+            positions, and the training loss of the step just before and just after growth.
+        flops: training FLOPs spent so far (all processes), counted at the depth each step ran.
+        flops_fixed_equivalent: what the same steps would have cost at the target depth throughout.
     """
 
     model_type = "progressive_gpt2"
@@ -40,6 +50,8 @@ class ProgressiveGPT2Config(GPT2Config):
     depth_schedule: str | None = None
     growth_init: str = "random"
     growth_history: list[dict] | None = None
+    flops: float | None = None
+    flops_fixed_equivalent: float | None = None
 
     def __post_init__(self, **kwargs: Any) -> None:
         # A saved checkpoint keeps the fields in one block; unpack it.

@@ -24,18 +24,29 @@ alternative, creating blocks at growth and re-wrapping the model and optimizer, 
 from __future__ import annotations
 
 import copy
+import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 from transformers import Trainer, TrainerCallback
 from transformers.optimization import get_scheduler
 from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import SchedulerType
+from transformers.utils import CONFIG_NAME
 
 from .adapters import get_adapter
+from .checkpointing import (
+    check_resumable,
+    check_weights_match,
+    last_complete_checkpoint,
+    read_checkpoint,
+    regrow_to_checkpoint,
+)
 from .configuration import progressive_metadata, update_progressive_metadata
 from .flops import ComputeTracker
 from .growth import GrowthEvent, current_depth, grow, reserve_blocks, target_depth_of
@@ -118,7 +129,20 @@ class GrowthCallback(TrainerCallback, ExportableState):
     Growth at step ``s`` means updates ``1..s`` run at the old depth and update ``s + 1`` is the first at the new
     depth. It happens in ``on_step_begin`` of update ``s + 1``, before its first micro-batch (so also under
     gradient accumulation): the log line, evaluation and checkpoint of step ``s`` all see the model that
-    trained up to step ``s``. The growth history is saved with the trainer state.
+    trained up to step ``s``.
+
+    Each growth event is recorded with the training loss of the step just before it (``loss_before``, step
+    ``s``) and just after it (``loss_after``, step ``s + 1``), in the trainer state (so checkpoints carry it)
+    and in ``model.config`` (so ``config.json`` carries the model's whole growth lineage).
+
+    Args:
+        schedule: the depth schedule.
+        init: init strategy of new blocks.
+        optimizer_state: ``"fresh"`` or ``"copy"`` (see :class:`ProgressiveTrainingArguments`).
+        on_growth: called after each growth with the :class:`GrowthEvent` and its history entry.
+        step_loss: returns the mean training loss of a finished optimizer step (over micro-batches and
+            processes), or ``None`` if it is unknown. Called on every process at the same step.
+        compute: the run's FLOP tracker, saved and restored with the trainer state.
     """
 
     def __init__(
@@ -127,43 +151,65 @@ class GrowthCallback(TrainerCallback, ExportableState):
         init: str = "random",
         optimizer_state: str = "fresh",
         on_growth: Callable[[GrowthEvent, dict], None] | None = None,
+        step_loss: Callable[[int], float | None] | None = None,
+        compute: ComputeTracker | None = None,
     ):
         self.schedule = DepthSchedule(schedule)
         self.init = init
         self.optimizer_state = optimizer_state
         self.on_growth = on_growth
+        self.step_loss = step_loss
+        self.compute = compute
         self.history: list[dict] = []
+        #: Training loss of the step before the next growth: {"step": s, "loss": value}.
+        self.loss_before_growth: dict | None = None
         self._growth_at: dict[int, int] = {}
+        self._earlier_lineage: list[dict] = []
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         # Resolving here (max_steps is known now) raises for a stage beyond the run before any step is taken.
-        self._growth_at = {g.step: g.to_depth for g in self.schedule.growth_steps(state.max_steps)}
-        expected = self.schedule.depth_at(state.global_step, state.max_steps)
+        growth_steps = self.schedule.growth_steps(state.max_steps)
+        self._growth_at = {g.step: g.to_depth for g in growth_steps}
+        for event in self.history:  # restored from a checkpoint
+            if self._growth_at.get(event["step"]) != event["to_depth"]:
+                planned = ", ".join(f"to {g.to_depth} at step {g.step}" for g in growth_steps)
+                raise ValueError(
+                    f"The checkpoint grew to {event['to_depth']} blocks at step {event['step']}, but depth_schedule "
+                    f"'{self.schedule}' with max_steps={state.max_steps} grows {planned}: resume with the max_steps "
+                    "of the interrupted run."
+                )
+        # The depth that trained the last finished step (growth at that step happens when the next one begins).
+        expected = self.schedule.depth_at(max(state.global_step - 1, 0), state.max_steps)
         if model is not None and current_depth(model) != expected:
             raise ValueError(
                 f"At step {state.global_step} depth_schedule '{self.schedule}' expects {expected} blocks but the "
                 f"model has {current_depth(model)}."
             )
+        if model is not None:
+            lineage = list(progressive_metadata(model.config).get("growth_history") or [])
+            # The config's lineage ends with this run's events when they were restored from a checkpoint.
+            self._earlier_lineage = lineage[: len(lineage) - len(self.history)] if self.history else lineage
         _warn_if_growth_outside_stable_phase(args, state.max_steps, sorted(self._growth_at))
 
     def on_step_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
         to_depth = self._growth_at.get(state.global_step)
-        if to_depth is None or model is None:
+        if to_depth is None or model is None or current_depth(model) >= to_depth:
             return
         event = grow(model, to_depth, init=self.init)
         if self.optimizer_state == "copy" and optimizer is not None:
             copy_optimizer_state(optimizer, model, event)
+        before = self.loss_before_growth or {}
         entry = {
             "step": state.global_step,
             "from_depth": event.from_depth,
             "to_depth": event.to_depth,
             "init": event.init,
             "new_blocks": event.new_blocks,
+            "loss_before": before.get("loss") if before.get("step") == state.global_step else None,
+            "loss_after": None,
         }
         self.history.append(entry)
-        # The config keeps the model's whole lineage, including growth of earlier runs.
-        lineage = list(progressive_metadata(model.config).get("growth_history") or [])
-        update_progressive_metadata(model.config, growth_history=copy.deepcopy(lineage + [entry]))
+        self._update_lineage(model)
         logger.info(
             "Step %d: grew from %d to %d blocks (init=%s).",
             state.global_step,
@@ -174,11 +220,36 @@ class GrowthCallback(TrainerCallback, ExportableState):
         if self.on_growth is not None:
             self.on_growth(event, entry)
 
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if self.step_loss is None:
+            return
+        step = state.global_step
+        if step in self._growth_at:
+            self.loss_before_growth = {"step": step, "loss": self.step_loss(step)}
+        if self.history and self.history[-1]["step"] == step - 1 and self.history[-1]["loss_after"] is None:
+            self.history[-1]["loss_after"] = self.step_loss(step)
+            if model is not None:
+                self._update_lineage(model)
+
+    def _update_lineage(self, model: nn.Module) -> None:
+        lineage = self._earlier_lineage + self.history
+        update_progressive_metadata(model.config, growth_history=copy.deepcopy(lineage))
+
     def state(self) -> dict:
+        attributes = {"history": self.history, "loss_before_growth": self.loss_before_growth}
+        if self.compute is not None:
+            attributes["compute"] = self.compute.state_dict()
         return {
             "args": {"schedule": str(self.schedule), "init": self.init, "optimizer_state": self.optimizer_state},
-            "attributes": {"history": self.history},
+            "attributes": attributes,
         }
+
+    def restore(self, attributes: dict) -> None:
+        """Take over the state saved by :meth:`state` (in a checkpoint's trainer state)."""
+        self.history = copy.deepcopy(list(attributes.get("history") or []))
+        self.loss_before_growth = attributes.get("loss_before_growth")
+        if self.compute is not None and attributes.get("compute"):
+            self.compute.load_state_dict(attributes["compute"])
 
 
 def copy_optimizer_state(optimizer, model: nn.Module, event: GrowthEvent) -> int:
@@ -244,15 +315,22 @@ class ProgressiveTrainer(Trainer):
                 target_n_layer=plan.schedule.final_depth,
                 depth_schedule=str(plan.schedule),
                 growth_init=plan.init,
+                growth_history=list(progressive_metadata(model.config).get("growth_history") or []),
             )
         super().__init__(model, args, *positional, **kwargs)
         self.growth_plan = plan
         self.compute: ComputeTracker | None = None
+        self._step_loss: tuple[int, torch.Tensor] | None = None  # (step, sum of its micro-batch losses)
         self.growth_callback: GrowthCallback | None = None
         if plan is not None:
             self.compute = ComputeTracker(copy.deepcopy(self.model.config), plan.schedule.final_depth)
             self.growth_callback = GrowthCallback(
-                plan.schedule, plan.init, plan.optimizer_state, on_growth=self._log_growth
+                plan.schedule,
+                plan.init,
+                plan.optimizer_state,
+                on_growth=self._log_growth,
+                step_loss=self._mean_step_loss,
+                compute=self.compute,
             )
             self.add_callback(self.growth_callback)
 
@@ -312,19 +390,73 @@ class ProgressiveTrainer(Trainer):
             self._created_lr_scheduler = True
         return super().create_scheduler(num_training_steps, optimizer)
 
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """``Trainer.save_model``, with the growth metadata (history, FLOPs) brought up to date in ``config.json``."""
+        if self.compute is not None:
+            # total_flos is summed over processes; Trainer brings it up to date before each checkpoint and at the
+            # end of training.
+            spent = float(self.state.total_flos)
+            update_progressive_metadata(
+                self.model.config, flops=spent, flops_fixed_equivalent=spent / self.compute.ratio
+            )
+        super().save_model(output_dir, _internal_call)
+
+    def _load_best_model(self) -> None:
+        best = self.state.best_model_checkpoint
+        if self.growth_plan is not None and best and os.path.isfile(os.path.join(best, CONFIG_NAME)):
+            with open(os.path.join(best, CONFIG_NAME), encoding="utf-8") as handle:
+                best_depth = json.load(handle)["n_layer"]
+            if best_depth != current_depth(self.model):
+                logger.warning(
+                    "The best checkpoint %s has %d blocks but the model has grown to %d: its weights cannot load "
+                    "into the grown model, keeping the final model.",
+                    best,
+                    best_depth,
+                    current_depth(self.model),
+                )
+                return
+        super()._load_best_model()
+
     def save_state(self) -> None:
         # Trainer refreshes callback states only inside checkpoints; keep the growth history current here too.
         if self.growth_callback is not None:
             self.state.stateful_callbacks[type(self.growth_callback).__name__] = self.growth_callback.state()
         super().save_state()
 
+    def training_step(self, model: nn.Module, inputs: dict[str, Any], *positional, **kwargs) -> torch.Tensor:
+        loss = super().training_step(model, inputs, *positional, **kwargs)
+        if self.growth_plan is not None:
+            # Summed over micro-batches, as Trainer sums them for the logged loss (each is already divided
+            # by the accumulation steps). Kept for the step in progress only; read at growth.
+            step = self.state.global_step + 1
+            running = self._step_loss[1] if self._step_loss is not None and self._step_loss[0] == step else 0.0
+            self._step_loss = (step, running + loss.detach())
+        return loss
+
+    def _mean_step_loss(self, step: int) -> float | None:
+        """Training loss of finished step ``step``, averaged over processes (a collective: call on every rank)."""
+        if self._step_loss is None or self._step_loss[0] != step:
+            return None
+        return self.accelerator.gather(self._step_loss[1].reshape(1)).mean().item()
+
     def train(self, resume_from_checkpoint: str | bool | None = None, *positional, **kwargs):
+        """``Trainer.train``; resuming a progressive run re-grows the model to the checkpoint's depth first.
+
+        ``resume_from_checkpoint=True`` picks the last checkpoint of ``output_dir`` whose save finished (see
+        :func:`~hf_progressive.checkpointing.last_complete_checkpoint`).
+
+        Raises:
+            ValueError: before any step, if the checkpoint is incomplete or does not match this run (architecture,
+                depth schedule, init, depth, weight names).
+        """
+        if resume_from_checkpoint is True:
+            resume_from_checkpoint = last_complete_checkpoint(self.args.output_dir)
+            if resume_from_checkpoint is None:
+                raise ValueError(f"No complete checkpoint found in output_dir {self.args.output_dir}.")
+            logger.info("Resuming from %s, the last complete checkpoint.", resume_from_checkpoint)
         if self.growth_plan is not None and resume_from_checkpoint:
-            raise ValueError(
-                "Resuming a progressive run from a checkpoint is not supported yet: the model would have to re-grow "
-                "to the checkpoint's depth before its weights load. Start the run again from step 0."
-            )
-        output = super().train(resume_from_checkpoint, *positional, **kwargs)
+            self._regrow_for_resume(resume_from_checkpoint)
+        output = super().train(resume_from_checkpoint or None, *positional, **kwargs)
         if self.compute is not None:
             # total_flos is summed over processes by Trainer; the ratio is the same on every process.
             spent = self.state.total_flos
@@ -334,3 +466,41 @@ class ProgressiveTrainer(Trainer):
                 compute_saved=1.0 - self.compute.ratio,
             )
         return output
+
+    def _regrow_for_resume(self, path: str) -> None:
+        checkpoint = read_checkpoint(path)
+        check_resumable(checkpoint, self.model, self.growth_plan.schedule, self.growth_plan.init)
+        if self.is_deepspeed_enabled or self.is_fsdp_enabled:
+            raise ValueError(
+                "Resuming a progressive run under DeepSpeed or FSDP is not supported yet; resume it under DDP or on "
+                "one process."
+            )
+        # The optimizer must list parameters in the order of the run that saved the checkpoint, which built it
+        # before any growth. Build it now, before replaying growth: parameters keep their identity through
+        # growth, so each saved optimizer state then loads onto the parameter it belongs to.
+        if self.optimizer is None:
+            self.create_optimizer()
+        regrow_to_checkpoint(self.model, checkpoint)
+        check_weights_match(checkpoint, self.model)
+        update_progressive_metadata(
+            self.model.config, growth_history=copy.deepcopy(checkpoint.metadata.get("growth_history") or [])
+        )
+        self.growth_callback.restore({"history": checkpoint.history, **checkpoint.attributes})
+        logger.info(
+            "Re-grew the model to %d blocks (%d growth events) to resume from %s.",
+            checkpoint.depth,
+            len(checkpoint.history),
+            path,
+        )
+
+    def _load_callback_state(self) -> None:
+        # With restore_callback_states_from_checkpoint, Trainer replaces each stateful callback by a new one built
+        # from its saved arguments. Ours was already restored (and checked against the checkpoint) in train();
+        # keep it, so the growth hooks and the trainer's reference stay attached.
+        super()._load_callback_state()
+        if self.growth_callback is not None:
+            for callback in list(self.callback_handler.callbacks):
+                if isinstance(callback, GrowthCallback) and callback is not self.growth_callback:
+                    self.callback_handler.remove_callback(callback)
+            if self.growth_callback not in self.callback_handler.callbacks:
+                self.add_callback(self.growth_callback)

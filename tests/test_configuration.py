@@ -41,6 +41,8 @@ def test_saved_config_is_plain_gpt2_with_a_progressive_block(tmp_path):
         "depth_schedule": "0@0,4@0.8",
         "growth_init": "random",
         "growth_history": [{"step": 8, "from_depth": 0}],
+        "flops": None,
+        "flops_fixed_equivalent": None,
     }
     assert not {"target_n_layer", "depth_schedule", "growth_init"} & set(saved)
     reloaded = ProgressiveGPT2Config.from_pretrained(tmp_path)

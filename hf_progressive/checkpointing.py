@@ -1,0 +1,241 @@
+"""Resuming a progressive run: find a complete checkpoint, check it against the run, re-grow the model to it.
+
+A checkpoint of a progressive run holds the model at the depth it had when it was saved (plus the reserve of
+blocks still to come), the optimizer state of every parameter, and the run's growth history in
+``trainer_state.json``. Resuming replays that growth history on the freshly built model, so the checkpoint's
+weights load key for key and every optimizer state lands on the parameter it belongs to (see
+:meth:`~hf_progressive.ProgressiveTrainer.train`).
+
+``Trainer`` writes ``trainer_state.json`` last, after weights, optimizer, scheduler and RNG states, and deletes
+older checkpoints only after a new one is complete. So a checkpoint whose ``trainer_state.json`` reads is
+complete, and a save interrupted half-way leaves the previous checkpoint untouched:
+:func:`last_complete_checkpoint` resumes from that one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from safetensors import safe_open
+from torch import nn
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from .configuration import METADATA_KEY
+from .growth import current_depth, grow
+from .schedule import DepthSchedule
+
+logger = logging.getLogger(__name__)
+
+TRAINER_STATE = "trainer_state.json"
+CONFIG = "config.json"
+SAFE_WEIGHTS = "model.safetensors"
+SAFE_WEIGHTS_INDEX = "model.safetensors.index.json"
+WEIGHTS = "pytorch_model.bin"
+#: Name under which ``GrowthCallback`` keeps its state in ``trainer_state.json``.
+CALLBACK_STATE = "GrowthCallback"
+#: Config fields that must agree between a checkpoint and the model that resumes from it.
+ARCHITECTURE_FIELDS = (
+    "vocab_size",
+    "n_positions",
+    "n_embd",
+    "n_head",
+    "n_inner",
+    "activation_function",
+    "scale_attn_by_inverse_layer_idx",
+    "reorder_and_upcast_attn",
+    "tie_word_embeddings",
+)
+_CHECKPOINT_RE = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
+
+
+@dataclass
+class ProgressiveCheckpoint:
+    """What a checkpoint says about the progressive run that saved it."""
+
+    path: str
+    global_step: int
+    config: dict[str, Any]
+    #: Growth events of the run that saved the checkpoint (the config's ``growth_history`` also lists earlier runs').
+    history: list[dict] = field(default_factory=list)
+    #: ``GrowthCallback`` arguments of that run (schedule, init, optimizer_state); empty if it had no schedule.
+    settings: dict[str, Any] = field(default_factory=dict)
+    #: ``GrowthCallback`` attributes beyond the history (compute tracker, pending growth losses).
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def depth(self) -> int:
+        return int(self.config["n_layer"])
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return dict(self.config.get(METADATA_KEY) or {})
+
+
+def is_complete(path: str | os.PathLike) -> bool:
+    """Whether ``path`` holds a checkpoint whose save finished: a readable trainer state and model weights."""
+    path = os.fspath(path)
+    try:
+        with open(os.path.join(path, TRAINER_STATE), encoding="utf-8") as handle:
+            json.load(handle)
+    except (OSError, ValueError):
+        return False
+    return any(os.path.isfile(os.path.join(path, name)) for name in (SAFE_WEIGHTS, SAFE_WEIGHTS_INDEX, WEIGHTS))
+
+
+def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
+    """The ``checkpoint-<step>`` folder of ``output_dir`` with the highest step whose save finished.
+
+    Unlike ``transformers.trainer_utils.get_last_checkpoint`` it skips a checkpoint left half-written by an
+    interrupted save (with a warning), so ``resume_from_checkpoint=True`` resumes from the last good one.
+    """
+    output_dir = os.fspath(output_dir)
+    if not os.path.isdir(output_dir):
+        return None
+    steps = sorted(
+        (int(match.group(1)), name)
+        for name in os.listdir(output_dir)
+        if (match := _CHECKPOINT_RE.match(name)) and os.path.isdir(os.path.join(output_dir, name))
+    )
+    for _, name in reversed(steps):
+        path = os.path.join(output_dir, name)
+        if is_complete(path):
+            return path
+        logger.warning("Skipping %s: its save did not finish (no readable %s or weights).", path, TRAINER_STATE)
+    return None
+
+
+def read_checkpoint(path: str | os.PathLike) -> ProgressiveCheckpoint:
+    """Read the progressive-training state of a checkpoint folder.
+
+    Raises:
+        ValueError: if ``path`` is not a complete checkpoint.
+    """
+    path = os.fspath(path)
+    if not is_complete(path):
+        hint = last_complete_checkpoint(os.path.dirname(path) or ".")
+        raise ValueError(
+            f"{path} is not a complete checkpoint (it needs a readable {TRAINER_STATE} and model weights; an "
+            f"interrupted save leaves them out). "
+            + (f"The last complete checkpoint beside it is {hint}." if hint else "No complete checkpoint is beside it.")
+        )
+    with open(os.path.join(path, TRAINER_STATE), encoding="utf-8") as handle:
+        state = json.load(handle)
+    with open(os.path.join(path, CONFIG), encoding="utf-8") as handle:
+        config = json.load(handle)
+    saved = (state.get("stateful_callbacks") or {}).get(CALLBACK_STATE) or {}
+    if isinstance(saved, list):  # Trainer's format for several callbacks of one class
+        saved = saved[-1] if saved else {}
+    attributes = dict(saved.get("attributes") or {})
+    return ProgressiveCheckpoint(
+        path=path,
+        global_step=int(state.get("global_step", 0)),
+        config=config,
+        history=list(attributes.pop("history", None) or []),
+        settings=dict(saved.get("args") or {}),
+        attributes=attributes,
+    )
+
+
+def check_resumable(checkpoint: ProgressiveCheckpoint, model: nn.Module, schedule: DepthSchedule, init: str) -> None:
+    """Check that ``model``, about to train under ``schedule`` with ``init``, can resume from ``checkpoint``.
+
+    ``model`` is the model the run starts from (at the schedule's first depth, with its reserve).
+
+    Raises:
+        ValueError: naming what differs — architecture fields, depth schedule, init, or depths.
+    """
+    config = model.config.to_dict()
+    differences = [
+        f"{name}: checkpoint {checkpoint.config.get(name)!r}, model {config.get(name)!r}"
+        for name in ARCHITECTURE_FIELDS
+        if name in checkpoint.config and checkpoint.config.get(name) != config.get(name)
+    ]
+    if differences:
+        raise ValueError(
+            f"Checkpoint {checkpoint.path} does not match the model's architecture: " + "; ".join(differences) + "."
+        )
+    if not checkpoint.settings:
+        raise ValueError(
+            f"Checkpoint {checkpoint.path} was saved by a run without a depth_schedule, but this run grows with "
+            f"'{schedule}': resume it without depth_schedule, or start the progressive run from step 0."
+        )
+    saved_schedule = DepthSchedule(checkpoint.settings["schedule"])
+    if saved_schedule != schedule:
+        raise ValueError(
+            f"Checkpoint {checkpoint.path} was trained with depth_schedule '{saved_schedule}', this run has "
+            f"'{schedule}': resume with --depth_schedule '{saved_schedule}'."
+        )
+    saved_init = checkpoint.settings.get("init", "random")
+    if saved_init != init:
+        raise ValueError(
+            f"Checkpoint {checkpoint.path} was trained with growth_init '{saved_init}', this run has '{init}': "
+            f"resume with --growth_init {saved_init}."
+        )
+    depth = current_depth(model)
+    start = checkpoint.history[0]["from_depth"] if checkpoint.history else checkpoint.depth
+    if start != depth:
+        raise ValueError(
+            f"Checkpoint {checkpoint.path} comes from a run that started at {start} blocks, but the model has "
+            f"{depth}: build the model as that run did (n_layer={start}, or the target depth)."
+        )
+    replayed = checkpoint.history[-1]["to_depth"] if checkpoint.history else depth
+    if replayed != checkpoint.depth:
+        raise ValueError(
+            f"Checkpoint {checkpoint.path} is inconsistent: its growth history ends at {replayed} blocks but its "
+            f"config.json says n_layer={checkpoint.depth}."
+        )
+
+
+def regrow_to_checkpoint(model: nn.Module, checkpoint: ProgressiveCheckpoint) -> None:
+    """Replay the checkpoint's growth events on ``model`` so that its structure is the checkpoint's.
+
+    The same blocks move from the reserve into the stack as in the run that saved the checkpoint, so parameters
+    keep the identity (and optimizer slot) they had there. Their values do not matter: the checkpoint's weights
+    are loaded next.
+    """
+    for event in checkpoint.history:
+        grow(model, event["to_depth"], init=event["init"])
+
+
+def check_weights_match(checkpoint: ProgressiveCheckpoint, model: nn.Module) -> None:
+    """Check that the checkpoint's weight names are exactly those of ``model`` (tied weights aside).
+
+    ``Trainer`` loads checkpoint weights non-strictly; a mismatch would otherwise leave parameters untrained
+    with only a log warning.
+
+    Raises:
+        ValueError: listing missing and unexpected weights.
+    """
+    saved = _saved_weight_names(checkpoint.path)
+    if saved is None:
+        return  # not a safetensors checkpoint: Trainer's own loading reports mismatches
+    expected = set(model.state_dict())
+    tied = {name for name in expected - saved if _is_tied(model, name)}
+    missing, unexpected = sorted(expected - saved - tied), sorted(saved - expected)
+    if missing or unexpected:
+        raise ValueError(
+            f"Checkpoint {checkpoint.path} does not match the model at {current_depth(model)} blocks: "
+            f"missing {missing[:6]}{' ...' if len(missing) > 6 else ''}, "
+            f"unexpected {unexpected[:6]}{' ...' if len(unexpected) > 6 else ''}."
+        )
+
+
+def _saved_weight_names(path: str) -> set[str] | None:
+    single, index = os.path.join(path, SAFE_WEIGHTS), os.path.join(path, SAFE_WEIGHTS_INDEX)
+    if os.path.isfile(single):
+        with safe_open(single, framework="pt") as handle:
+            return set(handle.keys())
+    if os.path.isfile(index):
+        with open(index, encoding="utf-8") as handle:
+            return set(json.load(handle)["weight_map"])
+    return None
+
+
+def _is_tied(model: nn.Module, name: str) -> bool:
+    tensor = model.state_dict()[name]
+    return any(other != name and value.data_ptr() == tensor.data_ptr() for other, value in model.state_dict().items())
