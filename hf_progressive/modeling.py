@@ -27,6 +27,34 @@ class ProgressiveGPT2LMHeadModel(GPT2LMHeadModel):
         if config.target_n_layer > config.n_layer:
             reserve_blocks(self, config.target_n_layer)
 
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: str | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+        tags: list[str] | None = None,
+        **card_kwargs,
+    ):
+        """Upload the model with its growth metadata and the progressive model card (see
+        :func:`hf_progressive.hub.push_to_hub`, which does the same for a plain ``GPT2LMHeadModel``)."""
+        from .hub import push_to_hub
+
+        return push_to_hub(
+            self,
+            repo_id,
+            commit_message=commit_message or "Upload progressively grown model",
+            private=private,
+            token=token,
+            revision=revision,
+            create_pr=create_pr,
+            tags=tags,
+            **card_kwargs,
+        )
+
     def _init_weights(self, module):
         with config_depth(self.config, "n_layer", max(self.config.target_n_layer, 1)):
             super()._init_weights(module)

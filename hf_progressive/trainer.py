@@ -27,7 +27,7 @@ import copy
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +50,7 @@ from .checkpointing import (
 from .configuration import progressive_metadata, update_progressive_metadata
 from .flops import ComputeTracker
 from .growth import GrowthEvent, current_depth, grow, reserve_blocks, target_depth_of
+from .hub import HUB_ERRORS, HubPushError, explain_push_failure, write_model_card
 from .optim import MUON_NSGD, MuonNSGD, muon_nsgd_param_groups
 from .schedule import DepthSchedule
 from .training_args import allow_unused_parameters, check_init_for_schedule, check_optimizer_state_policy
@@ -353,7 +354,7 @@ class ProgressiveTrainer(Trainer):
         super().log(logs, start_time)
 
     def floating_point_ops(self, inputs: dict[str, Any]) -> float:
-        input_ids = inputs.get("input_ids") if isinstance(inputs, dict) else None
+        input_ids = inputs.get("input_ids") if isinstance(inputs, Mapping) else None  # also BatchEncoding
         if self.compute is None or input_ids is None:
             return super().floating_point_ops(inputs)
         return self.compute.add(current_depth(self.model), input_ids.numel(), input_ids.shape[-1])
@@ -400,6 +401,68 @@ class ProgressiveTrainer(Trainer):
                 self.model.config, flops=spent, flops_fixed_equivalent=spent / self.compute.ratio
             )
         super().save_model(output_dir, _internal_call)
+        if self.compute is not None and self.args.should_save:
+            write_model_card(output_dir or self.args.output_dir, self.model, self.state.log_history)
+
+    def create_model_card(
+        self,
+        language: str | None = None,
+        license: str | None = None,
+        tags: str | list[str] | None = None,
+        model_name: str | None = None,
+        finetuned_from: str | None = None,
+        tasks: str | list[str] | None = None,
+        dataset_tags: str | list[str] | None = None,
+        dataset: str | list[str] | None = None,
+        dataset_args: str | list[str] | None = None,
+    ) -> None:
+        """Write the progressive model card (growth history, compute, loss plot) to ``output_dir/README.md``.
+
+        Without a depth schedule this is ``Trainer.create_model_card``.
+        """
+        if self.growth_plan is None:
+            return super().create_model_card(
+                language, license, tags, model_name, finetuned_from, tasks, dataset_tags, dataset, dataset_args
+            )
+        if not self.is_world_process_zero():
+            return
+        write_model_card(
+            self.args.output_dir,
+            self.model,
+            self.state.log_history,
+            model_name=model_name,
+            repo_id=self.hub_model_id,
+            datasets=dataset_tags or dataset,
+            base_model=finetuned_from,
+            license=license,
+            language=language,
+            tags=[tags] if isinstance(tags, str) else tags,
+        )
+
+    def init_hf_repo(self, token: str | None = None, private: bool | None = None) -> None:
+        try:
+            super().init_hf_repo(token=token, private=private)
+        except HUB_ERRORS as error:
+            raise HubPushError(explain_push_failure(self.args.hub_model_id, error, None)) from error
+
+    def push_to_hub(self, *positional, **kwargs):
+        """``Trainer.push_to_hub``: saves the model, writes the progressive card and uploads ``output_dir``.
+
+        Raises:
+            HubPushError: when the Hub cannot be reached or refuses the push (e.g. no token). The model is then
+                saved in ``output_dir`` all the same, and earlier checkpoints are untouched.
+        """
+        try:
+            return super().push_to_hub(*positional, **kwargs)
+        except (HubPushError, *HUB_ERRORS) as error:
+            # Trainer creates the repository before it saves: make sure the model is on disk either way.
+            try:
+                self.save_model(_internal_call=True)
+            except OSError:
+                logger.exception("Saving the model to %s after the failed push failed too.", self.args.output_dir)
+            repo_id = self.hub_model_id or self.args.hub_model_id
+            cause = error.__cause__ if isinstance(error, HubPushError) else error
+            raise HubPushError(explain_push_failure(repo_id, cause, self.args.output_dir)) from error
 
     def _load_best_model(self) -> None:
         best = self.state.best_model_checkpoint

@@ -1,4 +1,4 @@
-"""The model card template renders with huggingface_hub (the Hub push that uses it is a later issue)."""
+"""The model card template renders with huggingface_hub, from hand-written values and from a grown model."""
 
 from conftest import REPO_ROOT
 from huggingface_hub import ModelCard, ModelCardData
@@ -28,3 +28,34 @@ def test_template_renders_growth_and_compute():
     assert "| 1600 | 0 | 6 | random |" in text
     assert "27.4% of the FLOPs" in text
     assert "Final validation loss 3.7139 (perplexity 41.01)." in text
+
+
+def test_card_of_a_grown_model_has_structured_metadata_and_the_plot(tmp_path):
+    from conftest import tiny_model
+
+    from hf_progressive.configuration import update_progressive_metadata
+    from hf_progressive.hub import template_path, write_model_card
+
+    assert template_path().read_text() == TEMPLATE.read_text()  # the packaged template is model_cards/'s
+    model = tiny_model(2)
+    history = [{"step": 30, "from_depth": 0, "to_depth": 2, "init": "zero", "loss_before": 2.5, "loss_after": None}]
+    update_progressive_metadata(
+        model.config,
+        depth_schedule="0@0,2@30",
+        growth_init="zero",
+        target_n_layer=2,
+        growth_history=history,
+        flops=2.0e9,
+        flops_fixed_equivalent=8.0e9,
+    )
+    log = [{"step": s, "loss": 3.0 - s / 100, "flops": s * 1e7} for s in range(1, 41)]
+    log.append({"step": 40, "eval_loss": 2.2})
+    path = write_model_card(tmp_path, model, log, model_name="tiny", datasets="tinyshakespeare", license="mit")
+
+    card = ModelCard.load(path)
+    assert card.data.progressive_training["growth_history"] == history
+    assert card.data.license == "mit" and card.data.datasets == ["tinyshakespeare"]
+    assert card.data.eval_results[0].metric_type == "loss" and card.data.eval_results[0].metric_value == 2.2
+    assert "| 30 | 0 | 2 | zero | 2.5000 | — |" in card.text
+    assert "25.0% of the FLOPs" in card.text
+    assert "(training_curves.png)" in card.text and (tmp_path / "training_curves.png").read_bytes()[:4] == b"\x89PNG"

@@ -287,3 +287,14 @@ def test_continue_growing_a_grown_model(tmp_path):
     lineage = model.config.progressive["growth_history"]
     assert [(g["from_depth"], g["to_depth"]) for g in lineage] == [(0, 3), (3, 5)]
     assert model.config.progressive["target_n_layer"] == 5
+
+
+def test_flops_are_counted_for_batch_encoding_inputs(tmp_path):
+    # With a tokenizer as processing_class, Trainer's collator yields a BatchEncoding (a Mapping, not a dict).
+    from transformers import BatchEncoding
+
+    trainer = ProgressiveTrainer(model=tiny_model(0), args=arguments(tmp_path), train_dataset=token_dataset())
+    batch = BatchEncoding({"input_ids": torch.zeros(2, 16, dtype=torch.long)})
+    spent = trainer.floating_point_ops(batch)
+    assert spent > 0 and trainer.compute.flops == spent
+    assert trainer.compute.fixed_equivalent > spent  # counted at depth 0 against the target depth 3

@@ -1,0 +1,219 @@
+"""Model cards and Hub pushes for progressively grown models.
+
+The card is rendered from ``model_cards/progressive_gpt2.md`` with ``huggingface_hub.ModelCard`` and
+``ModelCardData``: the growth history, schedule and FLOPs go into the card's YAML metadata (under
+``progressive_training``) as well as its text, with the loss-against-step plot when a training log is at hand.
+:class:`~hf_progressive.ProgressiveTrainer` writes it on ``save_model`` and ``push_to_hub``;
+:func:`push_to_hub` pushes any grown model with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
+from huggingface_hub.errors import HfHubHTTPError
+from torch import nn
+
+from .configuration import progressive_metadata
+
+logger = logging.getLogger(__name__)
+
+#: Tags every card carries, so grown models can be found on the Hub.
+CARD_TAGS = ["progressive-training", "hf_progressive", "gpt2", "text-generation"]
+#: File name of the loss plot saved beside the card.
+PLOT_NAME = "training_curves.png"
+TEMPLATE_NAME = "progressive_gpt2.md"
+
+
+# huggingface_hub's HTTP errors derive from the base error of the HTTP client it uses (httpx2, httpx or requests,
+# depending on its version), which also covers connection failures: take it from there instead of importing one.
+_CLIENT_HTTP_ERROR = next((base for base in HfHubHTTPError.__mro__[1:] if base.__name__ == "HTTPError"), OSError)
+#: What huggingface_hub raises when the Hub is unreachable, refuses a request, or no token is found.
+HUB_ERRORS = (HfHubHTTPError, _CLIENT_HTTP_ERROR, OSError)
+
+
+class HubPushError(RuntimeError):
+    """A push to the Hub failed; the local files it was pushing are intact."""
+
+
+def template_path() -> Path:
+    """Path of the model-card template (``model_cards/`` of the source tree, shipped inside the package)."""
+    return Path(str(resources.files("hf_progressive.model_cards") / TEMPLATE_NAME))
+
+
+def build_model_card(
+    model: nn.Module,
+    *,
+    log_history: list[dict] | None = None,
+    plot: str | None = None,
+    model_name: str | None = None,
+    repo_id: str | None = None,
+    datasets: str | list[str] | None = None,
+    base_model: str | None = None,
+    license: str | None = None,
+    language: str | list[str] | None = None,
+    tags: list[str] | None = None,
+) -> ModelCard:
+    """Render the card of a progressively grown model.
+
+    Args:
+        model: the grown model; its config's growth metadata (see :class:`ProgressiveGPT2Config`) fills the card.
+        log_history: ``trainer.state.log_history``, for the final validation loss.
+        plot: relative path of the loss plot to show in the card, if one was saved beside it.
+        model_name, repo_id, datasets, base_model, license, language, tags: card metadata.
+    """
+    metadata = progressive_metadata(model.config)
+    history = list(metadata.get("growth_history") or [])
+    flops, fixed = metadata.get("flops"), metadata.get("flops_fixed_equivalent")
+    compute_saved = 1.0 - flops / fixed if flops and fixed else None
+    eval_loss = next((e["eval_loss"] for e in reversed(log_history or []) if "eval_loss" in e), None)
+    perplexity = math.exp(eval_loss) if eval_loss is not None and eval_loss < 50 else None
+    datasets = [datasets] if isinstance(datasets, str) else datasets
+    name = model_name or (repo_id.split("/")[-1] if repo_id else None)
+
+    eval_results = None
+    if eval_loss is not None and datasets and name:
+        eval_results = [
+            EvalResult(
+                task_type="text-generation",
+                dataset_type=datasets[0],
+                dataset_name=datasets[0],
+                metric_type=metric,
+                metric_value=round(value, 4),
+            )
+            for metric, value in (("loss", eval_loss), ("perplexity", perplexity))
+            if value is not None
+        ]
+    card_data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="text-generation",
+        tags=list(dict.fromkeys(CARD_TAGS + list(tags or []))),
+        datasets=datasets,
+        base_model=base_model,
+        license=license,
+        language=language,
+        model_name=name,
+        eval_results=eval_results,
+        progressive_training={
+            "depth_schedule": metadata.get("depth_schedule"),
+            "growth_init": metadata.get("growth_init"),
+            "target_n_layer": metadata.get("target_n_layer"),
+            "growth_history": history,
+            "flops": flops,
+            "flops_fixed_equivalent": fixed,
+        },
+    )
+    depth = model.config.n_layer
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(template_path()),
+        model_name=name,
+        repo_id=repo_id,
+        initial_depth=history[0]["from_depth"] if history else depth,
+        final_depth=depth,
+        depth_schedule=metadata.get("depth_schedule"),
+        growth_init=metadata.get("growth_init"),
+        growth_history=history,
+        compute_saved=compute_saved,
+        flops=flops,
+        flops_fixed_equivalent=fixed,
+        eval_loss=eval_loss,
+        perplexity=perplexity,
+        plot=plot,
+    )
+
+
+def write_model_card(
+    output_dir: str | os.PathLike, model: nn.Module, log_history: list[dict] | None = None, **card_kwargs: Any
+) -> Path:
+    """Write ``README.md`` (the card) into ``output_dir``, with the loss plot beside it when ``log_history`` has
+    training losses and matplotlib is installed. Returns the card's path."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    plot = card_kwargs.pop("plot", None)
+    if plot is None and log_history and any("loss" in e and "flops" in e for e in log_history):
+        try:
+            from .plotting import plot_training_curves
+
+            plot_training_curves(log_history, output_dir / PLOT_NAME, title=card_kwargs.get("model_name") or "Training")
+            plot = PLOT_NAME
+        except ImportError:
+            logger.info("matplotlib is not installed: the model card has no loss plot.")
+    if plot is None and (output_dir / PLOT_NAME).is_file():
+        plot = PLOT_NAME
+    card = build_model_card(model, log_history=log_history, plot=plot, **card_kwargs)
+    path = output_dir / "README.md"
+    card.save(path)
+    return path
+
+
+def push_to_hub(
+    model: nn.Module,
+    repo_id: str,
+    *,
+    tokenizer: Any = None,
+    log_history: list[dict] | None = None,
+    commit_message: str = "Upload progressively grown model",
+    private: bool | None = None,
+    token: str | None = None,
+    revision: str | None = None,
+    create_pr: bool = False,
+    **card_kwargs: Any,
+):
+    """Push a grown model (weights as safetensors, ``config.json`` with its growth metadata, the card, and the
+    tokenizer if given) through huggingface_hub's normal upload path.
+
+    A loss plot saved beside a card in the folder the model was loaded from (``model.name_or_path``) is reused.
+
+    Returns:
+        The ``CommitInfo`` of the upload.
+
+    Raises:
+        HubPushError: when the repository cannot be created or the upload fails (no token, Hub unreachable, no
+            write access). Nothing local is written or removed.
+    """
+    api = HfApi(token=token)
+    with tempfile.TemporaryDirectory() as staging:
+        model.save_pretrained(staging)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(staging)
+        source = Path(str(getattr(model, "name_or_path", "") or ""))
+        if source.is_dir() and (source / PLOT_NAME).is_file():
+            shutil.copy(source / PLOT_NAME, Path(staging) / PLOT_NAME)
+        write_model_card(staging, model, log_history, repo_id=repo_id, **card_kwargs)
+        try:
+            repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+            return api.upload_folder(
+                repo_id=repo_id,
+                folder_path=staging,
+                commit_message=commit_message,
+                revision=revision,
+                create_pr=create_pr,
+            )
+        except HUB_ERRORS as error:
+            raise HubPushError(explain_push_failure(repo_id, error, None)) from error
+
+
+def explain_push_failure(repo_id: str | None, error: BaseException, local_dir: str | None) -> str:
+    """A message that says why a push failed, what to do, and where the local files are."""
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    if status == 401:
+        reason = "the Hub refused the token (missing or invalid): run `hf auth login` or pass `token=` / --hub_token"
+    elif status == 403:
+        reason = "the token has no write access to this repository"
+    elif status is None:
+        reason = f"the Hub could not be reached ({type(error).__name__}: {error})"
+    else:
+        reason = f"the Hub answered {status}: {error}"
+    where = ""
+    if local_dir:
+        where = f" The local files in {local_dir} are saved and unchanged; push them later with `hf upload`."
+    return f"Could not push to the Hub repository {repo_id!r}: {reason}.{where}"
