@@ -8,6 +8,8 @@ data and training arguments, ``datasets`` for text, ``Trainer`` for the loop.
     python examples/run_clm_progressive.py                      # offline default: the Python stdlib as corpus
     accelerate launch examples/run_clm_progressive.py --train_file my.txt --depth_schedule 0@0,12@0.8
     python examples/run_clm_progressive.py args.json            # all arguments from a JSON file
+    python examples/run_clm_progressive.py --save_strategy steps --save_steps 250 --resume_from_checkpoint last
+    python examples/run_clm_progressive.py --push_to_hub --hub_model_id me/grown-gpt2   # model, metadata, card
 
 With no arguments, it trains on the embedded default: the source of the Python standard library (a real code
 corpus on every machine), a byte-level BPE tokenizer of 1,024 tokens trained on it, and a GPT-2 of width 128
@@ -36,7 +38,9 @@ from transformers import (
 )
 
 from hf_progressive import ProgressiveGPT2Config, ProgressiveTrainer, ProgressiveTrainingArguments, flops
+from hf_progressive.checkpointing import last_complete_checkpoint
 from hf_progressive.data import python_stdlib_corpus, split_documents, train_byte_level_bpe
+from hf_progressive.hub import PLOT_NAME
 from hf_progressive.schedule import DepthSchedule
 
 logger = logging.getLogger(__name__)
@@ -135,8 +139,26 @@ def load_raw_datasets(data_args: DataTrainingArguments) -> DatasetDict:
     return raw
 
 
-def build_tokenizer(model_args: ModelArguments, raw: DatasetDict, training_args: ProgressiveTrainingArguments):
-    source = model_args.tokenizer_name or model_args.model_name_or_path
+def resolve_checkpoint(training_args: ProgressiveTrainingArguments) -> str | None:
+    """The checkpoint to resume from: ``--resume_from_checkpoint PATH``, or ``last`` for the last complete one."""
+    requested = training_args.resume_from_checkpoint
+    if requested is None or requested.lower() in ("false", "none", ""):
+        return None
+    if requested.lower() in ("last", "true"):
+        checkpoint = last_complete_checkpoint(training_args.output_dir)
+        if checkpoint is None:
+            raise ValueError(
+                f"--resume_from_checkpoint {requested}: no complete checkpoint in {training_args.output_dir}."
+            )
+        return checkpoint
+    return requested
+
+
+def build_tokenizer(
+    model_args: ModelArguments, raw: DatasetDict, training_args: ProgressiveTrainingArguments, checkpoint: str | None
+):
+    # A resumed run tokenizes with the tokenizer the checkpoint was trained with (Trainer saves it there).
+    source = model_args.tokenizer_name or model_args.model_name_or_path or checkpoint
     if source is not None:
         return AutoTokenizer.from_pretrained(source)
     # Train once, on the main process; the others load its result, so every process tokenizes identically.
@@ -249,8 +271,9 @@ def main() -> dict:
     transformers.utils.logging.set_verbosity(min(log_level, logging.WARNING))
     set_seed(training_args.seed)
 
+    checkpoint = resolve_checkpoint(training_args)
     raw = load_raw_datasets(data_args)
-    tokenizer = build_tokenizer(model_args, raw, training_args)
+    tokenizer = build_tokenizer(model_args, raw, training_args, checkpoint)
     lm_datasets = tokenize_and_group(raw, tokenizer, data_args, training_args.main_process_first)
     for split, dataset in lm_datasets.items():
         if len(dataset) == 0:
@@ -268,7 +291,8 @@ def main() -> dict:
         processing_class=tokenizer,
         data_collator=default_data_collator,
     )
-    train_result = trainer.train()
+    # Resuming re-grows the model to the checkpoint's depth before loading it (ProgressiveTrainer.train).
+    train_result = trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model()  # model, config with the growth metadata, tokenizer
     train_metrics = dict(train_result.metrics)
     trainer.log_metrics("train", train_metrics)
@@ -279,21 +303,27 @@ def main() -> dict:
     trainer.log_metrics("eval", eval_metrics)
     trainer.save_metrics("eval", eval_metrics)
     trainer.save_state()
+    card = {"tasks": "text-generation", "dataset_tags": data_args.train_file or "python-stdlib-source"}
+    if model_args.model_name_or_path is not None:
+        card["finetuned_from"] = model_args.model_name_or_path
+    if training_args.push_to_hub:
+        trainer.push_to_hub(**card)  # model, config with growth metadata, tokenizer, card with the loss plot
+    else:
+        trainer.create_model_card(**card)  # README.md in output_dir, ready for `hf upload`
 
     summary = {"train": train_metrics, "eval": eval_metrics, "growth_history": trainer.growth_history}
     if trainer.is_world_process_zero():
-        try:
-            from hf_progressive.plotting import plot_training_curves
-
-            plot = plot_training_curves(trainer.state.log_history, os.path.join(training_args.output_dir, "loss.png"))
-            summary["plot"] = str(plot)
-        except ImportError:
+        # The model card (README.md) shows the loss plot that save_model wrote beside it (needs matplotlib).
+        plot = os.path.join(training_args.output_dir, PLOT_NAME)
+        if os.path.isfile(plot):
+            summary["plot"] = plot
+        else:
             logger.warning("matplotlib is not installed: no loss plot (pip install 'hf_progressive[examples]').")
         with open(os.path.join(training_args.output_dir, "summary.json"), "w") as handle:
             json.dump(summary, handle, indent=2)
         print("\n" + summarize(trainer, train_metrics, eval_metrics, data_args.block_size))
         print(
-            f"model saved to {training_args.output_dir}"
+            f"model and model card saved to {training_args.output_dir}"
             + (f"; loss plot: {summary['plot']}" if "plot" in summary else "")
         )
     return summary

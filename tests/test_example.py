@@ -1,6 +1,7 @@
 """End-to-end runs of examples/run_clm_progressive.py as a user runs it (slow: tens of seconds each)."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -39,7 +40,8 @@ def check_output(output_dir, stdout, depth):
     config = json.loads((output_dir / "config.json").read_text())
     assert config["model_type"] == "gpt2" and config["architectures"] == ["GPT2LMHeadModel"]
     assert config["n_layer"] == depth and config["progressive"]["growth_history"][0]["to_depth"] == depth
-    assert (output_dir / "loss.png").stat().st_size > 10_000
+    assert (output_dir / "training_curves.png").stat().st_size > 10_000
+    assert "(training_curves.png)" in (output_dir / "README.md").read_text()  # the model card shows it
     assert (output_dir / "tokenizer.json").exists()
     assert "final validation loss:" in stdout and f"growth at step 24: 0 -> {depth} blocks" in stdout
     assert "compute saved vs fixed depth" in stdout
@@ -94,3 +96,26 @@ def test_user_text_files_under_accelerate_launch(tmp_path):
     files = ["--train_file", str(tmp_path / "train.txt"), "--validation_file", str(tmp_path / "valid.txt")]
     stdout = run([*launch, str(EXAMPLE), *QUICK, *GROW, *files, "--output_dir", str(output_dir)], cwd=tmp_path)
     check_output(output_dir, stdout, depth=3)
+
+
+@pytest.mark.slow
+def test_resume_from_the_last_checkpoint_matches_the_uninterrupted_run(tmp_path):
+    common = [sys.executable, str(EXAMPLE), *QUICK, *GROW, "--max_corpus_bytes", "200000", "--save_strategy", "steps"]
+    full = tmp_path / "full"
+    run([*common, "--save_steps", "10", "--output_dir", str(full)], cwd=tmp_path)
+
+    # A run that died after its checkpoint at step 20 (before growth at 24): only that checkpoint is left.
+    interrupted = tmp_path / "interrupted"
+    shutil.copytree(full / "checkpoint-20", interrupted / "checkpoint-20")
+    stdout = run(
+        [*common, "--save_steps", "10", "--output_dir", str(interrupted), "--resume_from_checkpoint", "last"],
+        cwd=tmp_path,
+    )
+    check_output(interrupted, stdout, depth=3)
+    expected = json.loads((full / "summary.json").read_text())
+    resumed = json.loads((interrupted / "summary.json").read_text())
+    assert resumed["eval"]["eval_loss"] == pytest.approx(expected["eval"]["eval_loss"], abs=1e-6)
+    assert resumed["growth_history"] == expected["growth_history"]
+
+    card = (interrupted / "README.md").read_text()
+    assert "progressive-training" in card and "python-stdlib-source" in card and "training_curves.png" in card

@@ -219,3 +219,56 @@ def test_restored_callback_states_keep_the_trainer_growth_hooks(finished_runs, t
     resumed.train(resume_from_checkpoint=checkpoint)
     assert resumed.growth_history == uninterrupted.growth_history
     assert [e for e in resumed.state.log_history if "grown_from_depth" in e][0]["step"] == 6
+
+
+def test_pre_growth_checkpoint_loads_with_its_reserve_and_with_plain_transformers(finished_runs):
+    from transformers import AutoModelForCausalLM
+
+    from hf_progressive import ProgressiveGPT2LMHeadModel
+
+    output_dir, _ = finished_runs["0->3 random, AdamW"]
+    checkpoint = output_dir / "checkpoint-5"  # 0 blocks active, 3 in reserve
+    progressive = ProgressiveGPT2LMHeadModel.from_pretrained(checkpoint)
+    assert progressive.config.n_layer == 0 and progressive.config.target_n_layer == 3
+    saved = set(safe_open_keys(checkpoint / "model.safetensors"))
+    assert {k for k in progressive.state_dict() if k != "lm_head.weight"} == saved  # reserve included, exactly
+    plain = AutoModelForCausalLM.from_pretrained(checkpoint)  # ignores the reserve, runs the 0-block model
+    tokens = torch.tensor([[1, 2, 3, 4, 5]])
+    with torch.no_grad():
+        torch.testing.assert_close(plain(tokens).logits, progressive(tokens).logits)
+
+
+def safe_open_keys(path):
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return list(handle.keys())
+
+
+def test_best_checkpoint_shallower_than_the_grown_model_is_not_loaded(tmp_path, caplog):
+    args = arguments(
+        tmp_path,
+        eval_strategy="steps",
+        eval_steps=2,
+        save_steps=2,
+        load_best_model_at_end=True,
+        metric_for_best_model="eval_loss",
+        greater_is_better=True,  # the worst loss comes early, before growth: the best checkpoint is shallow
+    )
+    trainer = ProgressiveTrainer(
+        model=tiny_model(0), args=args, train_dataset=token_dataset(), eval_dataset=token_dataset(8)
+    )
+    final = {}
+
+    class SnapshotLastStep(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if state.global_step == state.max_steps:  # before Trainer would load the best checkpoint
+                final.update({name: p.detach().clone() for name, p in model.named_parameters()})
+
+    trainer.add_callback(SnapshotLastStep())
+    with caplog.at_level("WARNING", logger="hf_progressive.trainer"):
+        trainer.train()
+    best = json.loads((tmp_path / os.path.basename(trainer.state.best_model_checkpoint) / "config.json").read_text())
+    assert best["n_layer"] == 0 and trainer.model.config.n_layer == 3
+    assert "cannot load into the grown model, keeping the final model" in caplog.text
+    assert all(torch.equal(p, final[n]) for n, p in trainer.model.named_parameters())
