@@ -1,8 +1,10 @@
 """hf_progressive: zero/one-layer progressive depth training for Hugging Face Transformers."""
 
 from .adapters import get_adapter, register_adapter, supported_adapters
+from .checkpointing import last_complete_checkpoint
 from .configuration import ProgressiveGPT2Config, progressive_metadata
 from .growth import GrowthEvent, current_depth, grow, reserve_blocks
+from .hub import HubPushError, push_to_hub, write_model_card
 from .inits import INIT_STRATEGIES, get_init
 from .modeling import ProgressiveGPT2LMHeadModel
 from .schedule import DepthSchedule, DepthStage, GrowthStep
@@ -20,6 +22,7 @@ __all__ = [
     "GrowthCallback",
     "GrowthEvent",
     "GrowthStep",
+    "HubPushError",
     "INIT_STRATEGIES",
     "ProgressiveGPT2Config",
     "ProgressiveGPT2LMHeadModel",
@@ -31,9 +34,12 @@ __all__ = [
     "get_adapter",
     "get_init",
     "grow",
+    "last_complete_checkpoint",
     "plan_growth",
     "progressive_metadata",
+    "push_to_hub",
     "register_adapter",
     "reserve_blocks",
     "supported_adapters",
+    "write_model_card",
 ]

@@ -298,7 +298,11 @@ class ProgressiveTrainer(Trainer):
         * compute accounting: ``total_flos`` counts the active depth (blocks, LM head, attention), and the logs
           and train metrics carry ``flops``, ``flops_fixed_equivalent`` and ``compute_saved``;
         * ``warmup_stable_decay`` decays over the last 10% of steps when ``num_decay_steps`` is not given;
-        * ``optim="muon_nsgd"``: the paper's Muon-NSGD (see :mod:`hf_progressive.optim`).
+        * ``optim="muon_nsgd"``: the paper's Muon-NSGD (see :mod:`hf_progressive.optim`);
+        * ``train(resume_from_checkpoint=...)`` from a checkpoint at any depth: the model re-grows to the
+          checkpoint's depth before its weights and optimizer state load (see :mod:`hf_progressive.checkpointing`);
+        * ``save_model`` and ``push_to_hub`` write the progressive model card (:mod:`hf_progressive.hub`), and a
+          failed push raises :class:`~hf_progressive.hub.HubPushError` with the local model saved.
     """
 
     def __init__(self, model: nn.Module | None = None, args: Any = None, *positional, **kwargs):
