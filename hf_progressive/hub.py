@@ -92,6 +92,15 @@ def build_model_card(
             for metric, value in (("loss", eval_loss), ("perplexity", perplexity))
             if value is not None
         ]
+    # The same facts go into the card's YAML metadata (machine-readable) and its text.
+    growth = {
+        "depth_schedule": metadata.get("depth_schedule"),
+        "growth_init": metadata.get("growth_init"),
+        "target_n_layer": metadata.get("target_n_layer"),
+        "growth_history": history,
+        "flops": flops,
+        "flops_fixed_equivalent": fixed,
+    }
     card_data = ModelCardData(
         library_name="transformers",
         pipeline_tag="text-generation",
@@ -102,14 +111,7 @@ def build_model_card(
         language=language,
         model_name=name,
         eval_results=eval_results,
-        progressive_training={
-            "depth_schedule": metadata.get("depth_schedule"),
-            "growth_init": metadata.get("growth_init"),
-            "target_n_layer": metadata.get("target_n_layer"),
-            "growth_history": history,
-            "flops": flops,
-            "flops_fixed_equivalent": fixed,
-        },
+        progressive_training=growth,
     )
     depth = model.config.n_layer
     return ModelCard.from_template(
@@ -119,15 +121,11 @@ def build_model_card(
         repo_id=repo_id,
         initial_depth=history[0]["from_depth"] if history else depth,
         final_depth=depth,
-        depth_schedule=metadata.get("depth_schedule"),
-        growth_init=metadata.get("growth_init"),
-        growth_history=history,
         compute_saved=compute_saved,
-        flops=flops,
-        flops_fixed_equivalent=fixed,
         eval_loss=eval_loss,
         perplexity=perplexity,
         plot=plot,
+        **growth,
     )
 
 

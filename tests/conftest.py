@@ -44,6 +44,30 @@ def token_dataset(rows: int = 64, length: int = 16, seed: int = 0) -> Dataset:
     return Dataset.from_dict({"input_ids": ids, "labels": ids})
 
 
+def progressive_arguments(output_dir, **overrides):
+    """ProgressiveTrainingArguments of a short, deterministic CPU run (0 -> 3 blocks at half of 12 steps)."""
+    from hf_progressive import ProgressiveTrainingArguments
+
+    settings = dict(
+        output_dir=str(output_dir),
+        max_steps=12,
+        per_device_train_batch_size=4,
+        learning_rate=1e-2,
+        depth_schedule="0@0,3@0.5",
+        lr_scheduler_type="warmup_stable_decay",
+        warmup_steps=2,
+        logging_steps=2,
+        weight_decay=0.1,
+        save_strategy="no",
+        report_to="none",
+        seed=0,
+        disable_tqdm=True,
+        use_cpu=True,
+    )
+    settings.update(overrides)
+    return ProgressiveTrainingArguments(**settings)
+
+
 @pytest.fixture
 def tokens() -> torch.Tensor:
     return torch.randint(0, VOCAB, (2, 12), generator=torch.Generator().manual_seed(1))

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import tiny_model, token_dataset
+from conftest import progressive_arguments, tiny_model, token_dataset
 from transformers import TrainerCallback
 from transformers.trainer_pt_utils import safe_globals
 
@@ -30,26 +30,9 @@ RUNS = {
 
 
 def arguments(output_dir, schedule="0@0,3@0.5", init="random", **overrides) -> ProgressiveTrainingArguments:
-    settings = dict(
-        output_dir=str(output_dir),
-        max_steps=12,
-        per_device_train_batch_size=4,
-        learning_rate=1e-2,
-        depth_schedule=schedule,
-        growth_init=init,
-        lr_scheduler_type="warmup_stable_decay",
-        warmup_steps=2,
-        logging_steps=1,
-        weight_decay=0.1,
-        save_strategy="steps",
-        save_steps=1,
-        report_to="none",
-        seed=0,
-        disable_tqdm=True,
-        use_cpu=True,
-    )
-    settings.update(overrides)
-    return ProgressiveTrainingArguments(**settings)
+    """A 12-step run that logs and checkpoints every step."""
+    settings = {"logging_steps": 1, "save_strategy": "steps", "save_steps": 1, **overrides}
+    return progressive_arguments(output_dir, depth_schedule=schedule, growth_init=init, **settings)
 
 
 def copy_checkpoint(output_dir, step: int, destination) -> str:

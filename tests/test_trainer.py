@@ -2,7 +2,7 @@ import json
 
 import pytest
 import torch
-from conftest import tiny_model, token_dataset
+from conftest import progressive_arguments, tiny_model, token_dataset
 from transformers import GPT2LMHeadModel, TrainerCallback, get_scheduler
 from transformers import Trainer as StockTrainer
 
@@ -14,24 +14,7 @@ MAX_STEPS = 12
 
 
 def arguments(tmp_path, **overrides) -> ProgressiveTrainingArguments:
-    settings = dict(
-        output_dir=str(tmp_path),
-        max_steps=MAX_STEPS,
-        per_device_train_batch_size=4,
-        learning_rate=1e-2,
-        depth_schedule="0@0,3@0.5",
-        lr_scheduler_type="warmup_stable_decay",
-        warmup_steps=2,
-        logging_steps=2,
-        weight_decay=0.1,
-        save_strategy="no",
-        report_to="none",
-        seed=0,
-        disable_tqdm=True,
-        use_cpu=True,
-    )
-    settings.update(overrides)
-    return ProgressiveTrainingArguments(**settings)
+    return progressive_arguments(tmp_path, **{"max_steps": MAX_STEPS, **overrides})
 
 
 class Recorder(TrainerCallback):
