@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 
 import datasets
+import torch
 import transformers
 from datasets import Dataset, DatasetDict, load_dataset
 from transformers import (
@@ -107,6 +108,10 @@ def parse_arguments() -> tuple[ModelArguments, DataTrainingArguments, Progressiv
     if len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
         return parser.parse_json_file(json_file=os.path.abspath(sys.argv[1]))
     parser.set_defaults(**DEMO_TRAINING_DEFAULTS)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
+        # Several processes on a machine without GPUs: data parallel over CPU processes (gloo). accelerate forms
+        # that process group only when told to use the CPU.
+        parser.set_defaults(use_cpu=True)
     return parser.parse_args_into_dataclasses()
 
 
@@ -238,6 +243,9 @@ def summarize(trainer: ProgressiveTrainer, train_metrics: dict, eval_metrics: di
         f"perplexity:            {eval_metrics['perplexity']:.2f}",
         f"final depth:           {trainer.model.config.n_layer} blocks",
     ]
+    if trainer.args.world_size > 1:
+        # ProgressiveTrainer stops the run if replicas differ after growth or at the end (ReplicaCheckCallback).
+        lines.append(f"processes:             {trainer.args.world_size}, parameters verified identical on all of them")
     lines += [
         f"growth at step {g['step']}: {g['from_depth']} -> {g['to_depth']} blocks (init={g['init']})"
         for g in trainer.growth_history
@@ -326,6 +334,11 @@ def main() -> dict:
             f"model and model card saved to {training_args.output_dir}"
             + (f"; loss plot: {summary['plot']}" if "plot" in summary else "")
         )
+    if torch.distributed.is_initialized():
+        # Close the process group on every rank before exit: leaving it to interpreter shutdown can abort a rank
+        # ("terminate called without an active exception") after all the work is done.
+        training_args.distributed_state.wait_for_everyone()
+        torch.distributed.destroy_process_group()
     return summary
 
 

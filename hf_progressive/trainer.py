@@ -48,6 +48,7 @@ from .checkpointing import (
     regrow_to_checkpoint,
 )
 from .configuration import progressive_metadata, update_progressive_metadata
+from .distributed import ReplicaCheckCallback
 from .flops import ComputeTracker
 from .growth import GrowthEvent, current_depth, grow, reserve_blocks, target_depth_of
 from .hub import HUB_ERRORS, HubPushError, explain_push_failure, write_model_card
@@ -338,6 +339,23 @@ class ProgressiveTrainer(Trainer):
                 compute=self.compute,
             )
             self.add_callback(self.growth_callback)
+            self._refuse_sharded_training()
+            if self.args.world_size > 1:
+                self.add_callback(ReplicaCheckCallback(lambda: self.growth_callback.history))
+
+    def _refuse_sharded_training(self) -> None:
+        # Checked once Trainer has built its accelerator, which knows about FSDP and DeepSpeed however they were
+        # asked for (TrainingArguments or `accelerate launch` configs).
+        for enabled, name in ((self.is_fsdp_enabled, "FSDP"), (self.is_deepspeed_enabled, "DeepSpeed")):
+            if enabled:
+                raise ValueError(
+                    f"Growing depth under {name} is not supported: {name} shards parameters into per-block flat "
+                    "buffers when it wraps the model, and growth moves blocks from the reserve into the stack after "
+                    "that, which the sharded state does not follow. Run the progressive schedule under DDP "
+                    "(`accelerate launch --multi_gpu ...`, see README 'Scaling out'): every process holds the whole "
+                    f"model, which the zero/one-layer phase keeps small. Training without depth_schedule under {name} "
+                    "works as with Trainer."
+                )
 
     @property
     def growth_history(self) -> list[dict]:

@@ -1,0 +1,114 @@
+"""Checks that data-parallel replicas stay identical through growth.
+
+Under DDP every process holds a full copy of the model. Growth is deterministic and DDP registered the reserved
+blocks when it wrapped the model, so new blocks should receive synchronised gradients and stay identical on every
+process. :class:`ReplicaCheckCallback` verifies that where it matters, at the cost of one small collective per
+check: the first update after each growth (gradients of the new parameters present and equal everywhere, then the
+updated parameters equal everywhere) and the end of training (every parameter equal everywhere). A mismatch raises
+on every process at once, so a broken run stops instead of training diverged replicas.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from transformers import TrainerCallback
+
+from .adapters import get_adapter
+
+logger = logging.getLogger(__name__)
+
+
+def checksums(tensors: list[torch.Tensor | None]) -> torch.Tensor:
+    """One row per tensor: (sum, sum of squares) in float64; NaN for a missing tensor (e.g. a gradient)."""
+    rows = []
+    for tensor in tensors:
+        if tensor is None:
+            rows.append(torch.full((2,), float("nan"), dtype=torch.float64))
+        else:
+            values = tensor.detach().to(torch.float64)
+            rows.append(torch.stack([values.sum(), values.square().sum()]).cpu())
+    return torch.stack(rows) if rows else torch.zeros((0, 2), dtype=torch.float64)
+
+
+def mismatches_across_processes(names: list[str], tensors: list[torch.Tensor | None]) -> list[str]:
+    """Names of the tensors that are missing on some process or differ between processes (a collective: every
+    process must call it with the same names)."""
+    local = checksums(tensors)
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [name for name, row in zip(names, local) if torch.isnan(row).any()]
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    local = local.to(device)
+    gathered = [torch.empty_like(local) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, local)
+    stacked = torch.stack(gathered).cpu()  # (processes, tensors, 2)
+    missing = torch.isnan(stacked).any(dim=(0, 2))
+    differ = (stacked != stacked[:1]).any(dim=(0, 2))
+    return [name for name, bad in zip(names, (missing | differ).tolist()) if bad]
+
+
+class ReplicaCheckCallback(TrainerCallback):
+    """Verifies, under data parallelism, that growth keeps replicas identical (see the module docstring).
+
+    Args:
+        growth_history: returns the growth events of the run so far (``GrowthCallback.history``).
+    """
+
+    def __init__(self, growth_history: Callable[[], list[dict]]):
+        self._growth_history = growth_history
+
+    @property
+    def growth_history(self) -> list[dict]:
+        return self._growth_history()
+
+    def _new_parameters(self, model: nn.Module) -> tuple[list[str], list[nn.Parameter]]:
+        event = self.growth_history[-1]
+        blocks = get_adapter(model).blocks(model)
+        named = [
+            (f"block {position}.{name}", parameter)
+            for position in event["new_blocks"]
+            for name, parameter in blocks[position].named_parameters()
+        ]
+        return [name for name, _ in named], [parameter for _, parameter in named]
+
+    def _just_grew(self, state) -> bool:
+        return bool(self.growth_history) and self.growth_history[-1]["step"] == state.global_step
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        # The first update after growth, gradients reduced, optimizer not yet stepped.
+        if model is None or not self._just_grew(state):
+            return
+        names, parameters = self._new_parameters(model)
+        bad = mismatches_across_processes(names, [p.grad for p in parameters])
+        if bad:
+            raise RuntimeError(
+                f"After growth at step {state.global_step}, new parameters have missing or unsynchronised gradients "
+                f"across processes: {bad[:6]}{' ...' if len(bad) > 6 else ''}."
+            )
+        logger.info(
+            "Step %d: the %d new parameters received gradients, identical on all %d processes.",
+            state.global_step + 1,
+            len(parameters),
+            args.world_size,
+        )
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if model is None or not self.growth_history or self.growth_history[-1]["step"] != state.global_step - 1:
+            return
+        names, parameters = self._new_parameters(model)
+        bad = mismatches_across_processes(names, list(parameters))
+        if bad:
+            raise RuntimeError(f"After growth, new parameters differ between processes: {bad[:6]}.")
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        if model is None:
+            return
+        names, parameters = zip(*model.named_parameters())
+        bad = mismatches_across_processes(list(names), list(parameters))
+        if bad:
+            raise RuntimeError(f"At the end of training, parameters differ between processes: {bad[:6]}.")
+        logger.info("All %d parameters are identical on the %d processes.", len(names), args.world_size)
