@@ -118,7 +118,8 @@ def plot(results: list[dict], path: Path) -> None:
     schedulers = sorted({r["spec"]["scheduler"] for r in results}, reverse=True)
     figure, axes = plt.subplots(len(schedulers), 2, figsize=(13, 4.5 * len(schedulers)), squeeze=False)
     for row, scheduler in zip(axes, schedulers):
-        runs = [r for r in results if r["spec"]["scheduler"] == scheduler and r["settings"]["seed"] == 0]
+        first_seed = min(r["settings"]["seed"] for r in results)  # one seed per plot, the first one run
+        runs = [r for r in results if r["spec"]["scheduler"] == scheduler and r["settings"]["seed"] == first_seed]
         fixed_final = next(r["final_eval_loss"] for r in runs if r["spec"]["schedule"] == "6@0")
         for run in runs:
             steps = [int(s) for s in run["eval_curve"]]

@@ -1,4 +1,4 @@
-"""Checks that data-parallel replicas stay identical through growth.
+"""Data parallelism through growth: replica checks, and no all-reduce for the reserve's empty gradients.
 
 Under DDP every process holds a full copy of the model. Growth is deterministic and DDP registered the reserved
 blocks when it wrapped the model, so new blocks should receive synchronised gradients and stay identical on every
@@ -6,6 +6,13 @@ process. :class:`ReplicaCheckCallback` verifies that where it matters, at the co
 check: the first update after each growth (gradients of the new parameters present and equal everywhere, then the
 updated parameters equal everywhere) and the end of training (every parameter equal everywhere). A mismatch raises
 on every process at once, so a broken run stops instead of training diverged replicas.
+
+Reserved blocks are registered with DDP but get no gradient until growth. DDP (with
+``find_unused_parameters=True``) still all-reduces their gradient buckets every step: during the shallow phase
+that is the communication of the whole target-depth model, for a model that computes almost nothing. The
+communication hook of :func:`register_reserve_aware_comm_hook` all-reduces only the gradients of parameters in the
+stack (the reserved ones are zero on every process, so their mean is known) and leaves buckets without reserved
+parameters to DDP's default all-reduce.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from collections.abc import Callable
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+from torch.nn.parallel import DistributedDataParallel
 from transformers import TrainerCallback
 
 from .adapters import get_adapter
@@ -112,3 +121,62 @@ class ReplicaCheckCallback(TrainerCallback):
         if bad:
             raise RuntimeError(f"At the end of training, parameters differ between processes: {bad[:6]}.")
         logger.info("All %d parameters are identical on the %d processes.", len(names), args.world_size)
+
+
+def register_reserve_aware_comm_hook(wrapped: nn.Module, model: nn.Module) -> bool:
+    """Make DDP all-reduce only the gradients of parameters in the stack, not those of reserved blocks.
+
+    ``wrapped`` is the DDP module, ``model`` the model it wraps. Reserve membership is read at every step, so a
+    block's parameters are reduced again from the first update after it enters the stack. Returns whether the hook
+    was registered (``wrapped`` is not DDP, or already has a hook: nothing is done).
+    """
+    if not isinstance(wrapped, DistributedDataParallel) or getattr(wrapped, "_progressive_comm_hook", False):
+        return False
+    adapter = get_adapter(model)
+
+    # No annotations: DDP checks them against dist.GradBucket, and postponed annotations are strings.
+    def hook(state, bucket):
+        reserved = {id(p) for block in adapter.reserved_blocks(model) for p in block.parameters()}
+        pairs = list(zip(bucket.parameters(), bucket.gradients()))
+        active = [gradient for parameter, gradient in pairs if id(parameter) not in reserved]
+        if len(active) == len(pairs):
+            return allreduce_hook(state, bucket)
+        # No process computed a gradient for reserved parameters: their mean over processes is zero.
+        for parameter, gradient in pairs:
+            if id(parameter) in reserved:
+                gradient.zero_()
+        if not active:
+            future = torch.futures.Future()
+            future.set_result(bucket.buffer())
+            return future
+        # A bucket mixing both: reduce only the active gradients, then write them back into the bucket.
+        compact = torch.cat([gradient.reshape(-1) for gradient in active]).div_(dist.get_world_size())
+
+        def write_back(reduced_future):
+            reduced = reduced_future.value()[0]
+            offset = 0
+            for gradient in active:
+                gradient.copy_(reduced[offset : offset + gradient.numel()].view_as(gradient))
+                offset += gradient.numel()
+            return bucket.buffer()
+
+        return dist.all_reduce(compact, async_op=True).get_future().then(write_back)
+
+    wrapped.register_comm_hook(state=None, hook=hook)
+    wrapped._progressive_comm_hook = True
+    return True
+
+
+class ReserveCommHookCallback(TrainerCallback):
+    """Registers :func:`register_reserve_aware_comm_hook` on the trainer's DDP model when training begins.
+
+    Args:
+        wrapped_model: returns the trainer's wrapped model (``trainer.model_wrapped``), known once training starts.
+    """
+
+    def __init__(self, wrapped_model: Callable[[], nn.Module]):
+        self._wrapped_model = wrapped_model
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if model is not None and register_reserve_aware_comm_hook(self._wrapped_model(), model):
+            logger.info("DDP skips the all-reduce of gradient buckets that hold only reserved blocks.")

@@ -48,7 +48,7 @@ from .checkpointing import (
     regrow_to_checkpoint,
 )
 from .configuration import progressive_metadata, update_progressive_metadata
-from .distributed import ReplicaCheckCallback
+from .distributed import ReplicaCheckCallback, ReserveCommHookCallback
 from .flops import ComputeTracker
 from .growth import GrowthEvent, current_depth, grow, reserve_blocks, target_depth_of
 from .hub import HUB_ERRORS, HubPushError, explain_push_failure, write_model_card
@@ -341,6 +341,7 @@ class ProgressiveTrainer(Trainer):
             self.add_callback(self.growth_callback)
             self._refuse_sharded_training()
             if self.args.world_size > 1:
+                self.add_callback(ReserveCommHookCallback(lambda: self.model_wrapped))
                 self.add_callback(ReplicaCheckCallback(lambda: self.growth_callback.history))
 
     def _refuse_sharded_training(self) -> None:

@@ -1,0 +1,159 @@
+#!/usr/bin/env python
+"""What growth support costs under DDP: step time of ProgressiveTrainer vs the stock Trainer at the same depth.
+
+Growth support under DDP means two things (see hf_progressive/trainer.py): the reserved blocks are registered with
+DDP from the start, and DDP runs with ``find_unused_parameters=True`` because they get no gradient until growth.
+This measures, in one launch of 2 processes on the same data, batch and model:
+
+* the deep phase: ProgressiveTrainer after growth to 6 blocks vs the stock Trainer on a 6-block GPT-2;
+* the shallow phase: ProgressiveTrainer at 0 blocks with 6 in reserve vs the stock Trainer on a 0-block GPT-2.
+
+Each configuration runs twice, interleaved (stock, ours, stock, ours), and the median step time over both runs is
+compared; the first steps of each run are not timed.
+
+    python benchmarks/ddp_overhead.py            # launches itself on 2 processes (CPU: gloo; GPUs: NCCL)
+    python benchmarks/ddp_overhead.py --steps 200 --width 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from shakespeare import DEFAULT_PATH, RandomWindows, load_characters
+from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainerCallback, TrainingArguments, default_data_collator
+from transformers.trainer_callback import PrinterCallback
+
+from hf_progressive import ProgressiveTrainer, ProgressiveTrainingArguments
+
+TARGET_DEPTH = 6
+UNTIMED_STEPS = 5
+
+
+class StepTimer(TrainerCallback):
+    """Wall-clock seconds of every optimizer step, and the depth it ran at."""
+
+    def __init__(self):
+        self.steps: list[tuple[int, float]] = []
+
+    def on_step_begin(self, args, state, control, model=None, **kwargs):
+        self._start = time.perf_counter()
+        self._depth = len(model.transformer.h)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.steps.append((self._depth, time.perf_counter() - self._start))
+
+
+def run(kind: str, depth: int, options: argparse.Namespace, data, vocab_size: int) -> list[float]:
+    """Step times of one run: ``kind`` is "stock" or "progressive"; ``depth`` the depth that is timed."""
+    torch.manual_seed(0)
+    # The progressive model starts at 0 blocks with TARGET_DEPTH in reserve; the stock one is built at `depth`.
+    config = GPT2Config(
+        vocab_size=vocab_size,
+        n_positions=options.context,
+        n_embd=options.width,
+        n_head=4,
+        n_layer=depth if kind == "stock" else 0,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+    )
+    model = GPT2LMHeadModel(config)
+    common = dict(
+        output_dir=tempfile.mkdtemp(),
+        max_steps=options.steps,
+        per_device_train_batch_size=options.batch,
+        learning_rate=1e-3,
+        lr_scheduler_type="constant",
+        logging_steps=10**6,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+        seed=0,
+    )
+    timer = StepTimer()
+    if kind == "stock":
+        args = TrainingArguments(**common)
+        trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=default_data_collator)
+    else:
+        # Deep phase: grow at step 1 and time what follows. Shallow phase: grow before the last step, time the rest.
+        schedule = f"0@0,{TARGET_DEPTH}@{1 if depth == TARGET_DEPTH else options.steps - 1}"
+        args = ProgressiveTrainingArguments(**common, depth_schedule=schedule)
+        trainer = ProgressiveTrainer(model=model, args=args, train_dataset=data, data_collator=default_data_collator)
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(timer)
+    trainer.train()
+    return [seconds for step_depth, seconds in timer.steps[UNTIMED_STEPS:] if step_depth == depth]
+
+
+def measure(options: argparse.Namespace) -> None:
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) // int(os.environ.get("WORLD_SIZE", "1"))))
+    train, _, vocab_size = load_characters(options.data)
+    data = RandomWindows(train, options.context, options.steps * options.batch * 2, seed=0)
+    results = {}
+    for depth in (TARGET_DEPTH, 0):
+        times = {"stock": [], "progressive": []}
+        for _ in range(options.rounds):
+            for kind in ("stock", "progressive"):
+                times[kind] += run(kind, depth, options, data, vocab_size)
+        results[depth] = {kind: statistics.median(values) for kind, values in times.items()}
+        results[depth]["timed_steps"] = {kind: len(values) for kind, values in times.items()}
+    if dist.get_rank() == 0:
+        report(results, options)
+
+
+def report(results: dict, options: argparse.Namespace) -> None:
+    device = "GPU (NCCL)" if torch.cuda.is_available() else "CPU (gloo)"
+    print(
+        f"\nDDP step time, {dist.get_world_size()} processes on {device}; GPT-2 width {options.width}, context "
+        f"{options.context}, batch {options.batch} per process; median of {options.rounds} interleaved runs of "
+        f"{options.steps} steps each\n"
+    )
+    print("| phase | stock Trainer (ms/step) | ProgressiveTrainer (ms/step) | ratio | overhead |")
+    print("|---|---|---|---|---|")
+    rows = []
+    phases = {TARGET_DEPTH: f"deep: {TARGET_DEPTH} blocks, grown", 0: f"shallow: 0 blocks, {TARGET_DEPTH} reserved"}
+    for depth, label in phases.items():
+        stock, ours = results[depth]["stock"], results[depth]["progressive"]
+        ratio = ours / stock
+        rows.append({"phase": label, "stock_ms": 1e3 * stock, "progressive_ms": 1e3 * ours, "ratio": ratio})
+        print(f"| {label} | {1e3 * stock:.1f} | {1e3 * ours:.1f} | {ratio:.3f} | {ratio - 1:+.1%} |")
+    output = Path(options.output)
+    output.mkdir(parents=True, exist_ok=True)
+    path = output / f"ddp-overhead-{dist.get_world_size()}proc-w{options.width}.json"
+    path.write_text(json.dumps({"settings": vars(options) | {"data": str(options.data)}, "rows": rows}, indent=1))
+    print(f"\nwrote {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=120, help="optimizer steps per run")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved repetitions of each configuration")
+    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--context", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=16, help="sequences per process and step")
+    parser.add_argument("--data", type=Path, default=DEFAULT_PATH)
+    parser.add_argument("--output", default="benchmarks/results")
+    options = parser.parse_args()
+    if "LOCAL_RANK" not in os.environ:
+        # Started by hand: launch this script on `--processes` processes with torch's launcher.
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(options.processes)]
+        raise SystemExit(subprocess.call([*command, __file__, *sys.argv[1:]]))
+    measure(options)
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
