@@ -1,7 +1,7 @@
 """``ProgressiveTrainer``: a ``Trainer`` that grows the model's depth on a schedule.
 
-How growth stays valid for the optimizer, the LR schedule and DDP/FSDP
------------------------------------------------------------------------
+How growth stays valid for the optimizer, the LR schedule and DDP
+-----------------------------------------------------------------
 Every block the schedule will add is allocated *before* the optimizer and the distributed wrappers exist
 (:func:`~hf_progressive.reserve_blocks`), in a reserve that the forward pass does not run. Growth moves those
 same ``Parameter`` objects into the block stack. So:
@@ -10,11 +10,14 @@ same ``Parameter`` objects into the block stack. So:
   scheduler's per-group state needs no change: new parameters follow the same schedule from the first step;
 * until growth they get no gradient, so AdamW (and Muon) create no state and apply no weight decay to them:
   their optimizer state starts fresh at growth, while existing parameters keep theirs untouched;
-* DDP and FSDP registered them when they wrapped the model, so gradients of new parameters are synchronised
-  without re-wrapping. DDP must tolerate parameters without gradients, hence
-  ``ddp_find_unused_parameters=True`` (set by :class:`ProgressiveTrainingArguments` and the trainer);
+* DDP registered them when it wrapped the model, so gradients of new parameters are synchronised without
+  re-wrapping. DDP must tolerate parameters without gradients, hence ``ddp_find_unused_parameters=True`` (set by
+  :class:`ProgressiveTrainingArguments` and the trainer); a communication hook keeps the reserve's (zero)
+  gradients off the wire (:mod:`hf_progressive.distributed`);
 * every rank holds identical reserve weights (DDP broadcasts rank 0's parameters, reserve included, when it wraps
-  the model), and growth itself is deterministic, so ranks stay in step.
+  the model), and growth itself is deterministic, so ranks stay in step; the trainer checks that they do;
+* FSDP and DeepSpeed shard parameters when they wrap the model, which growth would then bypass: a schedule under
+  either is refused before training.
 
 The price is memory: the target-depth weights (not their gradients or optimizer state) exist from step 0. The
 alternative, creating blocks at growth and re-wrapping the model and optimizer, would reach deep into
@@ -556,11 +559,6 @@ class ProgressiveTrainer(Trainer):
     def _regrow_for_resume(self, path: str) -> None:
         checkpoint = read_checkpoint(path)
         check_resumable(checkpoint, self.model, self.growth_plan.schedule, self.growth_plan.init)
-        if self.is_deepspeed_enabled or self.is_fsdp_enabled:
-            raise ValueError(
-                "Resuming a progressive run under DeepSpeed or FSDP is not supported yet; resume it under DDP or on "
-                "one process."
-            )
         # The optimizer must list parameters in the order of the run that saved the checkpoint, which built it
         # before any growth. Build it now, before replaying growth: parameters keep their identity through
         # growth, so each saved optimizer state then loads onto the parameter it belongs to.
