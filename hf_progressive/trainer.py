@@ -32,6 +32,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -456,7 +457,7 @@ class ProgressiveTrainer(Trainer):
             self.args.output_dir,
             self.model,
             self.state.log_history,
-            model_name=model_name,
+            model_name=model_name or Path(self.args.output_dir).name,  # as Trainer names its cards
             repo_id=self.hub_model_id,
             datasets=dataset_tags or dataset,
             base_model=finetuned_from,

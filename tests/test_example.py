@@ -119,3 +119,4 @@ def test_resume_from_the_last_checkpoint_matches_the_uninterrupted_run(tmp_path)
 
     card = (interrupted / "README.md").read_text()
     assert "progressive-training" in card and "python-stdlib-source" in card and "training_curves.png" in card
+    assert "model-index:" in card and "name: interrupted" in card  # the final validation loss as a Hub metric

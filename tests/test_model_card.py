@@ -56,6 +56,6 @@ def test_card_of_a_grown_model_has_structured_metadata_and_the_plot(tmp_path):
     assert card.data.progressive_training["growth_history"] == history
     assert card.data.license == "mit" and card.data.datasets == ["tinyshakespeare"]
     assert card.data.eval_results[0].metric_type == "loss" and card.data.eval_results[0].metric_value == 2.2
-    assert "| 30 | 0 | 2 | zero | 2.5000 | — |" in card.text
+    assert "|---|---|---|---|---|---|\n| 30 | 0 | 2 | zero | 2.5000 | — |\n" in card.text  # one unbroken table
     assert "25.0% of the FLOPs" in card.text
     assert "(training_curves.png)" in card.text and (tmp_path / "training_curves.png").read_bytes()[:4] == b"\x89PNG"
