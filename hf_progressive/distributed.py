@@ -179,4 +179,4 @@ class ReserveCommHookCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if model is not None and register_reserve_aware_comm_hook(self._wrapped_model(), model):
-            logger.info("DDP skips the all-reduce of gradient buckets that hold only reserved blocks.")
+            logger.info("DDP all-reduces only the gradients of blocks in the stack; reserved blocks stay off the wire.")

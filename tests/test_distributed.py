@@ -63,6 +63,7 @@ def test_two_processes_grow_in_sync_and_match_one_process(runs):
     # ProgressiveTrainer's replica checks (they stop the run on a mismatch) ran and passed.
     assert "Step 25: the 36 new parameters received gradients, identical on all 2 processes." in output
     assert "All 40 parameters are identical on the 2 processes." in output
+    assert "DDP all-reduces only the gradients of blocks in the stack" in output  # the reserve-aware hook is on
     assert "processes:             2, parameters verified identical on all of them" in output
     summary_one, summary_two = (json.loads((d / "summary.json").read_text()) for d in (one, two))
     assert [g["step"] for g in summary_two["growth_history"]] == [24]
