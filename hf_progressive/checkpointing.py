@@ -214,8 +214,13 @@ def check_weights_match(checkpoint: ProgressiveCheckpoint, model: nn.Module) -> 
     saved = _saved_weight_names(checkpoint.path)
     if saved is None:
         return  # not a safetensors checkpoint: Trainer's own loading reports mismatches
-    expected = set(model.state_dict())
-    tied = {name for name in expected - saved if _is_tied(model, name)}
+    state = model.state_dict()
+    expected = set(state)
+    # A weight tied to another one (GPT-2's lm_head and wte) is saved once, under one of its names.
+    pointers = {}
+    for name, tensor in state.items():
+        pointers.setdefault(tensor.data_ptr(), []).append(name)
+    tied = {name for name in expected - saved if len(pointers[state[name].data_ptr()]) > 1}
     missing, unexpected = sorted(expected - saved - tied), sorted(saved - expected)
     if missing or unexpected:
         raise ValueError(
@@ -234,8 +239,3 @@ def _saved_weight_names(path: str) -> set[str] | None:
         with open(index, encoding="utf-8") as handle:
             return set(json.load(handle)["weight_map"])
     return None
-
-
-def _is_tied(model: nn.Module, name: str) -> bool:
-    tensor = model.state_dict()[name]
-    return any(other != name and value.data_ptr() == tensor.data_ptr() for other, value in model.state_dict().items())

@@ -255,3 +255,17 @@ def test_best_checkpoint_shallower_than_the_grown_model_is_not_loaded(tmp_path, 
     assert best["n_layer"] == 0 and trainer.model.config.n_layer == 3
     assert "cannot load into the grown model, keeping the final model" in caplog.text
     assert all(torch.equal(p, final[n]) for n, p in trainer.model.named_parameters())
+
+
+def test_checkpoint_with_missing_weights_is_refused(finished_runs, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    output_dir, _ = finished_runs["0->3 random, AdamW"]
+    checkpoint = copy_checkpoint(output_dir, 8, tmp_path)
+    weights = load_file(os.path.join(checkpoint, "model.safetensors"))
+    del weights["transformer.ln_f.weight"]
+    save_file(weights, os.path.join(checkpoint, "model.safetensors"), metadata={"format": "pt"})
+    trainer = ProgressiveTrainer(model=tiny_model(0), args=arguments(tmp_path), train_dataset=token_dataset())
+    message = r"does not match the model at 3 blocks: missing \['transformer.ln_f.weight'\]"
+    with pytest.raises(ValueError, match=message):
+        trainer.train(resume_from_checkpoint=checkpoint)
