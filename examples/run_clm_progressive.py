@@ -7,6 +7,7 @@ data and training arguments, ``datasets`` for text, ``Trainer`` for the loop.
 
     python examples/run_clm_progressive.py                      # offline default: the Python stdlib as corpus
     accelerate launch examples/run_clm_progressive.py --train_file my.txt --depth_schedule 0@0,12@0.8
+    accelerate launch --config_file examples/accelerate/ddp_2_processes.yaml examples/run_clm_progressive.py  # DDP
     python examples/run_clm_progressive.py args.json            # all arguments from a JSON file
     python examples/run_clm_progressive.py --save_strategy steps --save_steps 250 --resume_from_checkpoint last
     python examples/run_clm_progressive.py --push_to_hub --hub_model_id me/grown-gpt2   # model, metadata, card
