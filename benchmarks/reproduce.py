@@ -9,6 +9,8 @@ plots of validation loss against step and against FLOPs, growth marked.
 
     python benchmarks/reproduce.py --quick                 # < 10 minutes on 2 CPU cores
     python benchmarks/reproduce.py                         # the full mode behind README's Results (about an hour)
+    python benchmarks/reproduce.py --seeds 1 --output benchmarks/results/seed1   # another seed
+    python benchmarks/reproduce.py --merge a.json b.json   # earlier runs together, seeds averaged
 """
 
 from __future__ import annotations
@@ -158,6 +160,12 @@ def main() -> None:
         help="a JSON written by an earlier run with the same settings: "
         "its fixed-depth runs are reused instead of trained again",
     )
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        help="JSONs of earlier runs (e.g. other seeds): train nothing, print and plot them together, seeds averaged",
+    )
     parser.add_argument("--data", type=Path, default=DEFAULT_PATH)
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results"))
     arguments = parser.parse_args()
@@ -185,6 +193,15 @@ def main() -> None:
         ]
         results += reused
         specs = [s for s in specs if not any(r["spec"] == asdict(s) for r in reused)]
+    if arguments.merge:
+        merged = {}
+        for path in arguments.merge:
+            for result in json.loads(path.read_text()):
+                merged.setdefault((key(result["spec"]), result["settings"]["seed"]), result)
+        results, specs = list(merged.values()), []
+        if {r["settings"]["steps"] for r in results} != {steps}:
+            parser.error(f"--merge: every run must have {steps} steps (--steps)")
+        tag = "merged-" + tag
     started = time.time()
     jobs = [(seed, spec) for seed in arguments.seeds for spec in specs]
     for seed, spec in tqdm(jobs, desc="runs", unit="run"):

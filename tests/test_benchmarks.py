@@ -50,6 +50,18 @@ def test_reproduction_writes_table_json_and_plot(tmp_path):
     assert (tmp_path / f"{tag}.png").stat().st_size > 10_000
     assert "| 0→6 random (WSD) |" in stdout and "| fixed (cosine) |" in stdout
 
+    # Another seed's runs, merged with these: seeds are averaged, nothing is trained again.
+    other = [
+        dict(r, settings=dict(r["settings"], seed=1), final_eval_loss=r["final_eval_loss"] + 0.02) for r in results
+    ]
+    (tmp_path / "seed1.json").write_text(json.dumps(other))
+    inputs = [str(tmp_path / f"{tag}.json"), str(tmp_path / "seed1.json")]
+    settings = ["--steps", "20", "--context", "32", "--output", str(tmp_path)]
+    merged = run("reproduce.py", *settings, "--merge", *inputs, cwd=tmp_path)
+    fixed = results[0]["final_eval_loss"]
+    assert f"| fixed (WSD) | {fixed + 0.01:.4f} ± 0.010 |" in merged
+    assert (tmp_path / f"merged-{tag}.md").exists()
+
 
 def test_calibration_prints_a_growth_step(tmp_path):
     stdout = run(
