@@ -429,7 +429,10 @@ class ProgressiveTrainer(Trainer):
             )
         super().save_model(output_dir, _internal_call)
         if self.compute is not None and self.args.should_save:
-            write_model_card(output_dir or self.args.output_dir, self.model, self.state.log_history)
+            try:
+                write_model_card(output_dir or self.args.output_dir, self.model, self.state.log_history)
+            except Exception as error:  # a card is documentation: it must never stop training at a checkpoint
+                logger.warning("Could not write the model card to %s: %r", output_dir or self.args.output_dir, error)
 
     def create_model_card(
         self,
