@@ -269,3 +269,19 @@ def test_checkpoint_with_missing_weights_is_refused(finished_runs, tmp_path):
     message = r"does not match the model at 3 blocks: missing \['transformer.ln_f.weight'\]"
     with pytest.raises(ValueError, match=message):
         trainer.train(resume_from_checkpoint=checkpoint)
+
+
+def test_a_failing_model_card_does_not_stop_training(tmp_path, monkeypatch, caplog):
+    import hf_progressive.trainer
+
+    def broken_card(*args, **kwargs):
+        raise RuntimeError("no card today")
+
+    monkeypatch.setattr(hf_progressive.trainer, "write_model_card", broken_card)
+    trainer = ProgressiveTrainer(
+        model=tiny_model(0), args=arguments(tmp_path, save_steps=6), train_dataset=token_dataset()
+    )
+    with caplog.at_level("WARNING", logger="hf_progressive.trainer"):
+        trainer.train()
+    assert trainer.state.global_step == 12 and (tmp_path / "checkpoint-12" / "model.safetensors").is_file()
+    assert "Could not write the model card" in caplog.text and "no card today" in caplog.text
