@@ -134,9 +134,20 @@ def register_reserve_aware_comm_hook(wrapped: nn.Module, model: nn.Module) -> bo
         return False
     adapter = get_adapter(model)
 
+    cache = {"blocks": (), "ids": frozenset()}
+
+    def reserved_ids() -> frozenset[int]:
+        # The hook runs for every bucket of every step; the reserve changes only at growth.
+        blocks = tuple(adapter.reserved_blocks(model))
+        if blocks != cache["blocks"]:
+            cache["blocks"], cache["ids"] = blocks, frozenset(id(p) for block in blocks for p in block.parameters())
+        return cache["ids"]
+
     # No annotations: DDP checks them against dist.GradBucket, and postponed annotations are strings.
     def hook(state, bucket):
-        reserved = {id(p) for block in adapter.reserved_blocks(model) for p in block.parameters()}
+        reserved = reserved_ids()
+        if not reserved:  # fully grown: DDP's own all-reduce
+            return allreduce_hook(state, bucket)
         pairs = list(zip(bucket.parameters(), bucket.gradients()))
         active = [gradient for parameter, gradient in pairs if id(parameter) not in reserved]
         if len(active) == len(pairs):

@@ -237,6 +237,10 @@ class GrowthCallback(TrainerCallback, ExportableState):
             if model is not None:
                 self._update_lineage(model)
 
+    def needs_step_loss(self, step: int) -> bool:
+        """Whether ``step``'s training loss is recorded: the step just before or just after a growth."""
+        return step in self._growth_at or step - 1 in self._growth_at
+
     def _update_lineage(self, model: nn.Module) -> None:
         lineage = self._earlier_lineage + self.history
         update_progressive_metadata(model.config, growth_history=copy.deepcopy(lineage))
@@ -518,10 +522,10 @@ class ProgressiveTrainer(Trainer):
 
     def training_step(self, model: nn.Module, inputs: dict[str, Any], *positional, **kwargs) -> torch.Tensor:
         loss = super().training_step(model, inputs, *positional, **kwargs)
-        if self.growth_plan is not None:
+        step = self.state.global_step + 1
+        if self.growth_callback is not None and self.growth_callback.needs_step_loss(step):
             # Summed over micro-batches, as Trainer sums them for the logged loss (each is already divided
-            # by the accumulation steps). Kept for the step in progress only; read at growth.
-            step = self.state.global_step + 1
+            # by the accumulation steps). Kept only for the steps just before and after a growth.
             running = self._step_loss[1] if self._step_loss is not None and self._step_loss[0] == step else 0.0
             self._step_loss = (step, running + loss.detach())
         return loss
