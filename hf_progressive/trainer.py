@@ -425,11 +425,10 @@ class ProgressiveTrainer(Trainer):
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         """``Trainer.save_model``, with the growth metadata (history, FLOPs) brought up to date in ``config.json``."""
         if self.compute is not None:
-            # total_flos is summed over processes; Trainer brings it up to date before each checkpoint and at the
-            # end of training.
-            spent = float(self.state.total_flos)
+            # Trainer brings total_flos up to date before each checkpoint and at the end of training.
+            totals = self._run_compute()
             update_progressive_metadata(
-                self.model.config, flops=spent, flops_fixed_equivalent=spent / self.compute.ratio
+                self.model.config, flops=totals["flops"], flops_fixed_equivalent=totals["flops_fixed_equivalent"]
             )
         super().save_model(output_dir, _internal_call)
         if self.compute is not None and self.args.should_save:
@@ -555,14 +554,20 @@ class ProgressiveTrainer(Trainer):
             self._regrow_for_resume(resume_from_checkpoint)
         output = super().train(resume_from_checkpoint or None, *positional, **kwargs)
         if self.compute is not None:
-            # total_flos is summed over processes by Trainer; the ratio is the same on every process.
-            spent = self.state.total_flos
-            output.metrics.update(
-                flops=spent,
-                flops_fixed_equivalent=spent / self.compute.ratio,
-                compute_saved=1.0 - self.compute.ratio,
-            )
+            output.metrics.update(self._run_compute())
         return output
+
+    def _run_compute(self) -> dict[str, float]:
+        """FLOPs of the whole run (all processes) and their fixed-depth equivalent.
+
+        ``total_flos`` is summed over processes by Trainer; the tracker's ratio is the same on every process.
+        """
+        spent = float(self.state.total_flos)
+        return {
+            "flops": spent,
+            "flops_fixed_equivalent": spent / self.compute.ratio,
+            "compute_saved": 1.0 - self.compute.ratio,
+        }
 
     def _regrow_for_resume(self, path: str) -> None:
         checkpoint = read_checkpoint(path)
