@@ -34,6 +34,7 @@ class Settings:
     warmup: float = 0.02
     evaluations: int = 40
     seed: int = 0
+    nsgd_norm: str = "tensor"
 
 
 class TrainingClock(TrainerCallback):
@@ -50,7 +51,17 @@ class TrainingClock(TrainerCallback):
         self.seconds += time.perf_counter() - self._start
 
 
-def train_one(spec: RunSpec, settings: Settings, vocab_size: int, train_dataset, eval_dataset, output_dir: str):
+def train_one(
+    spec: RunSpec,
+    settings: Settings,
+    vocab_size: int,
+    train_dataset,
+    eval_dataset,
+    output_dir: str,
+    final_datasets: dict | None = None,
+):
+    """Train one run; ``eval_dataset`` gives the validation curve, ``final_datasets`` (name -> dataset) the final
+    losses reported as ``final_losses[name]`` (e.g. a larger validation set and a sample of the training data)."""
     schedule = DepthSchedule(spec.schedule)
     torch.manual_seed(settings.seed)
     config = GPT2Config(
@@ -77,6 +88,7 @@ def train_one(spec: RunSpec, settings: Settings, vocab_size: int, train_dataset,
         learning_rate=settings.lr,
         weight_decay=settings.weight_decay,
         optim=settings.optim,
+        nsgd_norm=settings.nsgd_norm,
         lr_scheduler_type=spec.scheduler,
         warmup_steps=settings.warmup,
         depth_schedule=spec.schedule,
@@ -105,12 +117,17 @@ def train_one(spec: RunSpec, settings: Settings, vocab_size: int, train_dataset,
     trainer.remove_callback(PrinterCallback)  # the benchmark prints its own summary
     metrics = trainer.train().metrics
     final = trainer.evaluate()
+    final_losses = {
+        name: trainer.evaluate(dataset, metric_key_prefix=name)[f"{name}_loss"]
+        for name, dataset in (final_datasets or {}).items()
+    }
     history = trainer.state.log_history
     ratios = flops.schedule_compute_ratios(config, schedule, settings.steps, settings.context)
     return {
         "spec": asdict(spec),
         "settings": asdict(settings),
         "final_eval_loss": final["eval_loss"],
+        "final_losses": final_losses,
         "eval_curve": {
             **{e["step"]: e["eval_loss"] for e in history if "eval_loss" in e and e["step"] < settings.steps},
             settings.steps: final["eval_loss"],

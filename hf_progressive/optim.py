@@ -3,7 +3,14 @@
 ``MuonNSGD`` is one ``torch.optim.Optimizer`` (so ``Trainer``'s LR scheduler, gradient clipping and checkpointing
 treat it like AdamW). Its param groups carry ``algorithm="muon"`` or ``algorithm="nsgd"``; the Muon groups are
 stepped by ``torch.optim.Muon`` itself (momentum, 5-step Newton-Schulz orthogonalisation, decoupled weight decay),
-the others by normalised SGD: the same momentum, then the update divided by its Frobenius norm.
+the others by normalised SGD: the same momentum, then the update divided by a norm (``nsgd_norm``):
+
+* ``"tensor"`` (the paper's NSGD): by the whole tensor's Frobenius norm. Each step then has length ``lr``
+  whatever the tensor's size, so each element of a ``V x d`` embedding moves by about ``lr / sqrt(V d)``: a large
+  vocabulary's embedding barely learns (measured in README "When does growth pay off?").
+* ``"row"``: each row of a matrix by its own norm (a vector is one row), so every token's embedding moves by
+  ``lr`` per step, the same per-element scale (``lr / sqrt(d)``) as a LayerNorm gain under ``"tensor"`` and as
+  Muon's update of a ``d x d`` block matrix. Rows without gradient stay put.
 
 Parameters without a gradient are skipped by both, so blocks waiting in the reserve (see
 :func:`~hf_progressive.reserve_blocks`) get no state and no weight decay until growth brings them in.
@@ -19,6 +26,7 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 MUON_NSGD = "muon_nsgd"
+NSGD_NORMS = ("tensor", "row")
 
 
 class MuonNSGD(torch.optim.Optimizer):
@@ -33,6 +41,8 @@ class MuonNSGD(torch.optim.Optimizer):
         nesterov: Nesterov momentum for both algorithms.
         ns_steps: Newton-Schulz steps of Muon.
         eps: floor of the norms divided by.
+        nsgd_norm: ``"tensor"`` or ``"row"``: what normalised SGD divides the update by (see the module docstring);
+            a param group may set its own.
     """
 
     def __init__(
@@ -44,14 +54,18 @@ class MuonNSGD(torch.optim.Optimizer):
         nesterov: bool = True,
         ns_steps: int = 5,
         eps: float = 1e-7,
+        nsgd_norm: str = "tensor",
     ):
         if lr < 0:
             raise ValueError(f"Invalid learning rate {lr}: it must be >= 0.")
         if not 0 <= momentum < 1:
             raise ValueError(f"Invalid momentum {momentum}: it must lie in [0, 1).")
+        _check_nsgd_norm(nsgd_norm)
         self._muon: torch.optim.Muon | None = None
         self._ns_steps = ns_steps
-        defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov, eps=eps)
+        defaults = dict(
+            lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov, eps=eps, nsgd_norm=nsgd_norm
+        )
         defaults["algorithm"] = "nsgd"
         super().__init__(params, defaults)
 
@@ -59,6 +73,7 @@ class MuonNSGD(torch.optim.Optimizer):
         algorithm = param_group.get("algorithm", self.defaults["algorithm"])
         if algorithm not in ("muon", "nsgd"):
             raise ValueError(f"Unknown algorithm '{algorithm}' in a MuonNSGD param group: use 'muon' or 'nsgd'.")
+        _check_nsgd_norm(param_group.get("nsgd_norm", self.defaults["nsgd_norm"]))
         super().add_param_group(param_group)
         if algorithm == "muon":
             self._attach_to_muon(self.param_groups[-1])
@@ -102,9 +117,21 @@ class MuonNSGD(torch.optim.Optimizer):
                 buffer.lerp_(gradient, 1 - momentum)
                 update = gradient.lerp(buffer, momentum) if group["nesterov"] else buffer
                 parameter.mul_(1 - lr * group["weight_decay"])
-                # Divide on the device (no .item()): no host sync per tensor on accelerators.
-                parameter.add_(update / update.norm().clamp(min=eps), alpha=-lr)
+                parameter.add_(normalized(update, group.get("nsgd_norm", "tensor"), eps), alpha=-lr)
         return loss
+
+
+def normalized(update: torch.Tensor, norm: str, eps: float = 1e-7) -> torch.Tensor:
+    """``update`` divided by its Frobenius norm (``"tensor"``) or, row by row, by each row's norm (``"row"``)."""
+    # Divide on the device (no .item()): no host sync per tensor on accelerators.
+    if norm == "row" and update.ndim >= 2:
+        return update / update.norm(dim=-1, keepdim=True).clamp(min=eps)
+    return update / update.norm().clamp(min=eps)
+
+
+def _check_nsgd_norm(norm: str) -> None:
+    if norm not in NSGD_NORMS:
+        raise ValueError(f"Unknown nsgd_norm '{norm}': use one of {list(NSGD_NORMS)}.")
 
 
 def conv1d_lr_correction(weight: torch.Tensor) -> float:

@@ -400,7 +400,12 @@ class ProgressiveTrainer(Trainer):
                 decay_parameter_names=self.get_decay_parameter_names(model),
                 muon_embeddings=self.args.muon_embeddings,
             )
-            self.optimizer = MuonNSGD(groups, lr=self.args.learning_rate, momentum=self.args.muon_momentum)
+            self.optimizer = MuonNSGD(
+                groups,
+                lr=self.args.learning_rate,
+                momentum=self.args.muon_momentum,
+                nsgd_norm=getattr(self.args, "nsgd_norm", "tensor"),
+            )
         return super().create_optimizer(model)
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):

@@ -8,7 +8,7 @@ from transformers import TrainingArguments
 from transformers.training_args import OptimizerNames
 
 from .inits import INIT_STRATEGIES, get_init
-from .optim import MUON_NSGD
+from .optim import MUON_NSGD, NSGD_NORMS
 from .schedule import DepthSchedule
 
 OPTIMIZER_STATE_POLICIES = ("fresh", "copy")
@@ -66,6 +66,15 @@ class ProgressiveTrainingArguments(TrainingArguments):
         },
     )
     muon_momentum: float = field(default=0.95, metadata={"help": "With --optim muon_nsgd: momentum of both parts."})
+    nsgd_norm: str = field(
+        default="tensor",
+        metadata={
+            "help": "With --optim muon_nsgd: what normalised SGD divides an update by: 'tensor' (its Frobenius "
+            "norm, the paper's NSGD; a large embedding then learns slowly) or 'row' (each row by its own norm: "
+            "every token embedding moves by the learning rate).",
+            "choices": list(NSGD_NORMS),
+        },
+    )
 
     def __post_init__(self):
         # TrainingArguments only knows transformers' optimizers; muon_nsgd is built by ProgressiveTrainer.
@@ -77,6 +86,8 @@ class ProgressiveTrainingArguments(TrainingArguments):
             self.optim = MUON_NSGD
         if not 0 <= self.muon_momentum < 1:
             raise ValueError(f"muon_momentum={self.muon_momentum} must lie in [0, 1).")
+        if self.nsgd_norm not in NSGD_NORMS:
+            raise ValueError(f"nsgd_norm='{self.nsgd_norm}' is not one of {list(NSGD_NORMS)}.")
         if self.depth_schedule is not None:
             schedule = DepthSchedule(self.depth_schedule)
             self.depth_schedule = str(schedule)

@@ -137,3 +137,38 @@ def test_trainer_with_muon_nsgd_through_growth(tmp_path):
     logged = [e["learning_rate"] for e in trainer.state.log_history if "learning_rate" in e]
     assert logged[2] == pytest.approx(0.02)  # the shared LR is what Trainer logs
     assert model.config.n_layer == 2
+
+
+def test_row_normalised_sgd_moves_every_row_by_the_learning_rate():
+    torch.manual_seed(0)
+    embedding = nn.Parameter(torch.randn(6, 4))
+    start = embedding.detach().clone()
+    optimizer = MuonNSGD([{"params": [embedding], "algorithm": "nsgd"}], lr=LR, weight_decay=0.0, nsgd_norm="row")
+    gradient = torch.randn(6, 4) * torch.logspace(-3, 0, 6).unsqueeze(1)  # rows of very different scale
+    gradient[2] = 0.0  # a token absent from the batch
+    embedding.grad = gradient
+    optimizer.step()
+    moved = (embedding.detach() - start).norm(dim=1)
+    expected = torch.full((6,), LR)
+    expected[2] = 0.0
+    assert torch.allclose(moved, expected, atol=1e-6)
+    # Each row moves against its own gradient direction.
+    direction = -(embedding.detach() - start)[0]
+    assert torch.allclose(direction / direction.norm(), gradient[0] / gradient[0].norm(), atol=1e-5)
+
+
+def test_tensor_normalised_sgd_moves_the_whole_tensor_by_the_learning_rate():
+    torch.manual_seed(0)
+    embedding = nn.Parameter(torch.randn(6, 4))
+    start = embedding.detach().clone()
+    optimizer = MuonNSGD([{"params": [embedding], "algorithm": "nsgd"}], lr=LR, weight_decay=0.0)
+    embedding.grad = torch.randn(6, 4)
+    optimizer.step()
+    assert (embedding.detach() - start).norm().item() == pytest.approx(LR, rel=1e-5)
+
+
+def test_unknown_nsgd_norm_is_refused():
+    with pytest.raises(ValueError, match="nsgd_norm 'columns'.*tensor.*row"):
+        MuonNSGD([nn.Parameter(torch.zeros(2))], nsgd_norm="columns")
+    with pytest.raises(ValueError, match="nsgd_norm='columns'"):
+        ProgressiveTrainingArguments(output_dir="unused", optim="muon_nsgd", nsgd_norm="columns")

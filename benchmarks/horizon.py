@@ -1,0 +1,483 @@
+#!/usr/bin/env python
+"""Where does growth pay? The gap of 0 -> L and 1 -> L growth over horizon x vocabulary x model size.
+
+Every cell (model size, vocabulary, horizon in tokens per non-embedding parameter) trains, on the same data in the
+same order from the same init, with WSD and growth at tau = 0.8T:
+
+* ``fixed``: the target depth for all T steps (the paper's reference);
+* ``zero``: 0 -> L blocks, ``random`` init;  ``one``: 1 -> L blocks, ``copy`` init;
+* ``control``: a fresh fixed-depth model trained only for the post-growth steps (0.2T, its own complete WSD):
+  ``control - progressive`` is what the shallow phase bought;
+* ``equal_zero`` / ``equal_one``: a fixed-depth model with its own complete WSD and the same total FLOPs (LM head
+  and attention included) as the progressive run, i.e. fewer steps: the comparison a user with a budget makes.
+
+Each run is written to its own JSON in ``--results`` and skipped when it is already there (runs are deterministic),
+so the map grows across invocations and several workers can share one queue (a lock file per run):
+
+    OMP_NUM_THREADS=1 python benchmarks/horizon.py --sizes small --vocabs 257 8192 --horizons 10 30 100 &
+    OMP_NUM_THREADS=1 python benchmarks/horizon.py --sizes small --vocabs 257 8192 --horizons 10 30 100 &
+    python benchmarks/horizon.py --report      # tables, figures and hf_progressive/growth_map.json from the JSONs
+
+Corpus: the Python standard library's source (10.7 MB on Python 3.11: code, docstrings and comments; on every
+machine, offline), every 20th file held out; byte-level BPE tokenizers of each vocabulary trained on the training
+files (257 = the 256 bytes and <|endoftext|>, no merges).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from runs import RunSpec, Settings, train_one
+from shakespeare import Blocks, RandomWindows
+from transformers import GPT2Config
+
+from hf_progressive import DepthSchedule, flops
+from hf_progressive.data import END_OF_TEXT, python_stdlib_corpus, split_documents, train_byte_level_bpe
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "docs" / "benchmarks" / "horizon"
+CACHE = REPO / "benchmarks" / "results" / "cache"
+GROWTH_MAP = REPO / "hf_progressive" / "growth_map.json"
+
+SIZES = {
+    "small": dict(width=32, heads=2, depth=4),
+    "medium": dict(width=64, heads=4, depth=4),
+}
+KINDS = ("fixed", "zero", "one", "control", "equal_zero", "equal_one")
+TAU = 0.8
+CONTEXT, BATCH = 64, 32
+CURVE_BLOCKS, FINAL_BLOCKS = 64, 256
+
+
+@dataclass(frozen=True)
+class Job:
+    size: str
+    vocab: int
+    horizon: float  # tokens per non-embedding parameter
+    kind: str
+    optim: str = "muon_nsgd"
+    lr: float = 0.02
+    nsgd_norm: str = "row"
+    seed: int = 0
+
+    @property
+    def name(self) -> str:
+        norm = f"-{self.nsgd_norm}" if self.optim == "muon_nsgd" else ""
+        return f"{self.size}-v{self.vocab}-h{self.horizon:g}-{self.kind}-{self.optim}{norm}-lr{self.lr:g}-s{self.seed}"
+
+    def config(self) -> GPT2Config:
+        size = SIZES[self.size]
+        return GPT2Config(
+            vocab_size=self.vocab,
+            n_positions=CONTEXT,
+            n_embd=size["width"],
+            n_head=size["heads"],
+            n_layer=size["depth"],
+            bos_token_id=0,
+            eos_token_id=0,
+        )
+
+    @property
+    def depth(self) -> int:
+        return SIZES[self.size]["depth"]
+
+    @property
+    def full_steps(self) -> int:
+        """T: the steps of the fixed run, from the horizon in tokens per non-embedding parameter."""
+        tokens = self.horizon * flops.non_embedding_parameters(self.config(), self.depth)
+        return max(50, round(tokens / (BATCH * CONTEXT)))
+
+    def schedule(self) -> str:
+        return {"zero": f"0@0,{self.depth}@{TAU}", "one": f"1@0,{self.depth}@{TAU}"}.get(self.kind, f"{self.depth}@0")
+
+    @property
+    def init(self) -> str:
+        return "copy" if self.kind == "one" else "random"
+
+    @property
+    def steps(self) -> int:
+        T = self.full_steps
+        if self.kind == "control":
+            return T - round(TAU * T)
+        if self.kind.startswith("equal_"):
+            source = "0" if self.kind == "equal_zero" else "1"
+            schedule = DepthSchedule(f"{source}@0,{self.depth}@{TAU}")
+            return round(T * flops.schedule_compute_ratios(self.config(), schedule, T, CONTEXT).forward_flops)
+        return T
+
+
+def corpus_tokens(vocab: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train and validation token streams of the stdlib corpus under a byte-level BPE of ``vocab`` (cached)."""
+    path = CACHE / f"stdlib-bpe{vocab}.pt"
+    if path.exists():
+        cached = torch.load(path)
+        return cached["train"], cached["validation"]
+    train_docs, validation_docs = split_documents(python_stdlib_corpus(max_bytes=10**9), 0.05)
+    tokenizer = train_byte_level_bpe(train_docs, vocab_size=vocab)
+    if len(tokenizer) != vocab:
+        raise RuntimeError(f"the BPE has {len(tokenizer)} tokens, not {vocab}")
+    eot = tokenizer.convert_tokens_to_ids(END_OF_TEXT)
+
+    def stream(documents: list[str]) -> torch.Tensor:
+        ids = []
+        for encoded in tokenizer(documents)["input_ids"]:
+            ids += encoded + [eot]
+        return torch.tensor(ids, dtype=torch.long)
+
+    tokens = {"train": stream(train_docs), "validation": stream(validation_docs)}
+    CACHE.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_suffix(f".{os.getpid()}.tmp")
+    torch.save(tokens, scratch)
+    os.replace(scratch, path)
+    return tokens["train"], tokens["validation"]
+
+
+def run_job(job: Job) -> dict:
+    train_tokens, validation_tokens = corpus_tokens(job.vocab)
+    size = SIZES[job.size]
+    settings = Settings(
+        steps=job.steps,
+        context=CONTEXT,
+        batch=BATCH,
+        optim=job.optim,
+        lr=job.lr,
+        nsgd_norm=job.nsgd_norm,
+        seed=job.seed,
+        evaluations=20,
+        **size,
+    )
+    train = RandomWindows(train_tokens, CONTEXT, settings.steps * BATCH, job.seed)
+    finals = {
+        "validation": Blocks(validation_tokens, CONTEXT, limit=FINAL_BLOCKS),
+        "train": Blocks(train_tokens, CONTEXT, limit=FINAL_BLOCKS),
+    }
+    spec = RunSpec(job.kind, job.schedule(), init=job.init)
+    with tempfile.TemporaryDirectory() as scratch:
+        result = train_one(
+            spec, settings, job.vocab, train, Blocks(validation_tokens, CONTEXT, CURVE_BLOCKS), scratch, finals
+        )
+    config = job.config()
+    result.update(
+        job=asdict(job),
+        full_steps=job.full_steps,
+        tokens=settings.steps * BATCH * CONTEXT,
+        non_embedding_parameters=flops.non_embedding_parameters(config, job.depth),
+        embedding_parameters=flops.embedding_parameters(config),
+        train_tokens_available=len(train_tokens),
+        epochs=settings.steps * BATCH * CONTEXT / len(train_tokens),
+    )
+    return result
+
+
+def claim(path: Path) -> bool:
+    """Take the lock of one run (a file holding our pid); a lock whose process is gone is taken over."""
+    lock = path.with_suffix(".lock")
+    try:
+        descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            os.kill(int(lock.read_text() or "0"), 0)
+            return False
+        except (ProcessLookupError, ValueError):
+            lock.unlink(missing_ok=True)
+            return claim(path)
+        except PermissionError:
+            return False
+    os.write(descriptor, str(os.getpid()).encode())
+    os.close(descriptor)
+    return True
+
+
+def work(jobs: list[Job], results: Path) -> None:
+    results.mkdir(parents=True, exist_ok=True)
+    for number, job in enumerate(jobs, 1):
+        path = results / f"{job.name}.json"
+        if path.exists() or not claim(path):
+            continue
+        started = time.time()
+        try:
+            result = run_job(job)
+            scratch = path.with_suffix(".tmp")
+            scratch.write_text(json.dumps(result, indent=1))
+            os.replace(scratch, path)
+        finally:
+            path.with_suffix(".lock").unlink(missing_ok=True)
+        losses = result["final_losses"]
+        print(
+            f"[{number}/{len(jobs)}] {job.name}: {job.steps} steps, val {losses['validation']:.4f}, "
+            f"train {losses['train']:.4f}, {time.time() - started:.0f} s",
+            flush=True,
+        )
+
+
+# ----------------------------------------------------------------------------------------------- the report
+
+
+def load(results: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted(results.glob("*.json")) if p.stem != "summary"}
+
+
+def cells(runs: dict[str, dict]) -> list[dict]:
+    """One row per (size, vocabulary, horizon, optimizer, seed): gaps of each source against each reference."""
+    by_cell: dict[tuple, dict[str, dict]] = {}
+    for run in runs.values():
+        job = run["job"]
+        key = (job["size"], job["vocab"], job["horizon"], job["optim"], job["lr"], job["nsgd_norm"], job["seed"])
+        by_cell.setdefault(key, {})[job["kind"]] = run
+    rows = []
+    for (size, vocab, horizon, optim, lr, norm, seed), kinds in sorted(by_cell.items()):
+        if "fixed" not in kinds:
+            continue
+        fixed = kinds["fixed"]
+        losses = {kind: run["final_losses"]["validation"] for kind, run in kinds.items()}
+        val = losses.get
+        row = {
+            "size": size,
+            "vocab": vocab,
+            "horizon": horizon,
+            "optim": optim,
+            "lr": lr,
+            "nsgd_norm": norm if optim == "muon_nsgd" else None,
+            "seed": seed,
+            "steps": fixed["full_steps"],
+            "embedding_share": fixed["embedding_parameters"]
+            / (fixed["embedding_parameters"] + fixed["non_embedding_parameters"]),
+            "epochs": fixed["epochs"],
+            "fixed": val("fixed"),
+            "fixed_train": fixed["final_losses"]["train"],
+            "control": val("control"),
+        }
+        for source in ("zero", "one"):
+            loss = val(source)
+            row[source] = loss
+            if loss is None:
+                continue
+            run = kinds[source]
+            row[f"{source}_train"] = run["final_losses"]["train"]
+            row[f"{source}_gap_fixed"] = loss / row["fixed"] - 1
+            row[f"{source}_flops_ratio"] = run["ratios"]["forward_flops"]
+            row[f"{source}_nonemb_ratio"] = run["ratios"]["non_embedding"]
+            row[f"{source}_time_ratio"] = run["train_seconds"] / fixed["train_seconds"]
+            if row["control"] is not None:
+                row[f"{source}_gap_control"] = loss / row["control"] - 1
+            equal = val(f"equal_{source}")
+            if equal is not None:
+                row[f"{source}_gap_equal"] = loss / equal - 1
+                row[f"equal_{source}"] = equal
+        rows.append(row)
+    return rows
+
+
+def averaged(rows: list[dict]) -> list[dict]:
+    """Rows of the same cell over seeds, averaged (numbers) with the seed count and the spread of the 0 -> L gap."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row[k] for k in ("size", "vocab", "horizon", "optim", "lr", "nsgd_norm")), []).append(
+            row
+        )
+    merged = []
+    for group in groups.values():
+        row = dict(group[0])
+        for name, value in group[0].items():
+            if isinstance(value, float) and name not in ("horizon", "lr"):
+                values = [r[name] for r in group if r.get(name) is not None]
+                row[name] = statistics.mean(values) if values else None
+        row["seeds"] = len(group)
+        gaps = [r["zero_gap_fixed"] for r in group if r.get("zero_gap_fixed") is not None]
+        row["zero_gap_spread"] = max(gaps) - min(gaps) if len(gaps) > 1 else 0.0
+        merged.append(row)
+    return merged
+
+
+def percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.1%}"
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| size | vocab | tokens/param | steps | emb. share | fixed val (train) | 0→L gap: fixed / equal-FLOPs / "
+        "control | 1→L copy gap: fixed / equal-FLOPs / control | FLOPs ratio 0→L (non-emb) | time ratio 0→L | seeds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        fixed = f"{r['fixed']:.3f} ({r['fixed_train']:.3f})"
+        zero = " / ".join(percent(r.get(f"zero_gap_{k}")) for k in ("fixed", "equal", "control"))
+        one = " / ".join(percent(r.get(f"one_gap_{k}")) for k in ("fixed", "equal", "control"))
+        ratio = f"{r['zero_flops_ratio']:.2f} ({r['zero_nonemb_ratio']:.2f})" if r.get("zero_flops_ratio") else "—"
+        time_ratio = f"{r['zero_time_ratio']:.2f}" if r.get("zero_time_ratio") else "—"
+        lines.append(
+            f"| {r['size']} | {r['vocab']} | {r['horizon']:g} | {r['steps']} | {r['embedding_share']:.0%} | {fixed} | "
+            f"{zero} | {one} | {ratio} | {time_ratio} | {r.get('seeds', 1)} |"
+        )
+    return "\n".join(lines)
+
+
+def plot_gaps(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    vocabs = sorted({r["vocab"] for r in rows})
+    figure, axes = plt.subplots(1, len(vocabs), figsize=(5.5 * len(vocabs), 4.5), squeeze=False, sharey=True)
+    for axis, vocab in zip(axes[0], vocabs):
+        for size in SIZES:
+            for source, marker in (("zero", "o"), ("one", "s")):
+                points = sorted(
+                    (r["horizon"], r) for r in rows if r["vocab"] == vocab and r["size"] == size and r.get(source)
+                )
+                if not points:
+                    continue
+                xs = [h for h, _ in points]
+                label = f"{size} {'0→L' if source == 'zero' else '1→L copy'}"
+                (line,) = axis.plot(xs, [r[f"{source}_gap_fixed"] * 100 for _, r in points], marker=marker, label=label)
+                for reference, style in (("equal", "--"), ("control", ":")):
+                    ys = [r.get(f"{source}_gap_{reference}") for _, r in points]
+                    if any(y is not None for y in ys):
+                        axis.plot(
+                            xs,
+                            [math.nan if y is None else y * 100 for y in ys],
+                            linestyle=style,
+                            marker=marker,
+                            color=line.get_color(),
+                            alpha=0.6,
+                        )
+        axis.axhline(0, color="black", linewidth=0.8)
+        axis.axhline(1, color="grey", linewidth=0.6, linestyle="-.")
+        axis.set(
+            xscale="log",
+            xlabel="tokens per non-embedding parameter",
+            title=f"vocabulary {vocab}",
+            ylabel="final validation-loss gap (%)",
+        )
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7, title="solid: vs fixed, dashed: vs equal FLOPs,\ndotted: vs control", title_fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot_curves(runs: dict[str, dict], cell: tuple, path: Path) -> None:
+    """Validation loss against FLOPs for every run of one cell, growth marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    size, vocab, horizon, seed = cell
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for run in runs.values():
+        job = run["job"]
+        if (job["size"], job["vocab"], job["horizon"], job["seed"]) != cell or job["optim"] != "muon_nsgd":
+            continue
+        steps = sorted(int(s) for s in run["eval_curve"])
+        per_step = {int(s): f for s, f in run["flops_at_step"].items()}
+        known = [s for s in steps if s in per_step]
+        (line,) = axis.plot(
+            [per_step[s] for s in known], [run["eval_curve"][str(s)] for s in known], label=job["kind"], marker="."
+        )
+        for growth in run["growth_steps"]:
+            nearest = min(known, key=lambda s: abs(s - growth))
+            axis.axvline(per_step[nearest], color=line.get_color(), linestyle=":", alpha=0.7)
+    axis.set(
+        xlabel="training FLOPs",
+        ylabel="validation loss",
+        title=f"{size}, vocabulary {vocab}, {horizon:g} tokens/param (dotted: growth)",
+    )
+    fixed = [
+        r["final_losses"]["validation"]
+        for r in runs.values()
+        if r["job"]["kind"] == "fixed"
+        and (r["job"]["size"], r["job"]["vocab"], r["job"]["horizon"], r["job"]["seed"]) == cell
+    ]
+    fixed_final = fixed[0] if fixed else None
+    if fixed_final:
+        axis.set_ylim(fixed_final * 0.97, fixed_final * 1.5)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def report(results: Path, curves: list[str]) -> None:
+    runs = load(results)
+    rows = cells(runs)
+    muon = averaged([r for r in rows if r["optim"] == "muon_nsgd" and r["nsgd_norm"] == "row" and r["lr"] == 0.02])
+    other = averaged([r for r in rows if not (r["optim"] == "muon_nsgd" and r["nsgd_norm"] == "row")])
+    text = "## Muon-NSGD (row norm), lr 0.02\n\n" + table(muon)
+    if other:
+        text += "\n\n## Other optimizers\n\n" + table(other)
+    print(text)
+    (results / "summary.md").write_text(text + "\n")
+    (results / "summary.json").write_text(json.dumps({"muon_nsgd_row": muon, "other": other}, indent=1))
+    plot_gaps(muon, results / "gaps.png")
+    for spec in curves:
+        size, vocab, horizon = spec.split(":")
+        plot_curves(runs, (size, int(vocab), float(horizon), 0), results / f"curves-{size}-v{vocab}-h{horizon}.png")
+    # The table the package's advice reads (hf_progressive.advice): one entry per measured cell.
+    keep = ("size", "vocab", "horizon", "embedding_share", "seeds", "fixed")
+    keep += tuple(f"{s}_{k}" for s in ("zero", "one") for k in ("gap_fixed", "gap_equal", "gap_control", "flops_ratio"))
+    entries = [
+        {**{k: r.get(k) for k in keep}, **SIZES[r["size"]], "non_embedding_parameters": _non_embedding(r)}
+        for r in muon
+        if r.get("zero_gap_fixed") is not None
+    ]
+    # Only the committed map feeds the package; a map elsewhere (tests, experiments) keeps its table beside it.
+    growth_map = GROWTH_MAP if results.resolve() == RESULTS.resolve() else results / GROWTH_MAP.name
+    growth_map.write_text(json.dumps({"source": "benchmarks/horizon.py --report", "cells": entries}, indent=1) + "\n")
+    print(f"\nwrote {results / 'summary.md'}, gaps.png, curve plots and {growth_map}")
+
+
+def _non_embedding(row: dict) -> int:
+    job = Job(row["size"], row["vocab"], row["horizon"], "fixed")
+    return flops.non_embedding_parameters(job.config(), job.depth)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="+", default=["small"], choices=sorted(SIZES))
+    parser.add_argument("--vocabs", nargs="+", type=int, default=[257, 8192])
+    parser.add_argument("--horizons", nargs="+", type=float, default=[10, 30, 100])
+    parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
+    parser.add_argument("--optim", default="muon_nsgd", help="muon_nsgd or a transformers optimizer (adamw_torch)")
+    parser.add_argument("--lr", type=float, default=0.02)
+    parser.add_argument("--nsgd_norm", default="row", choices=["tensor", "row"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--results", type=Path, default=RESULTS, help="one JSON per run; existing runs are skipped")
+    parser.add_argument("--dry_run", action="store_true", help="list the runs (and their steps) without training")
+    parser.add_argument("--report", action="store_true", help="train nothing: tables, figures and the growth map")
+    parser.add_argument("--curves", nargs="*", default=[], help="cells to plot against FLOPs, as size:vocab:horizon")
+    arguments = parser.parse_args()
+    if arguments.report:
+        report(arguments.results, arguments.curves)
+        return
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
+    jobs = [
+        Job(size, vocab, horizon, kind, arguments.optim, arguments.lr, arguments.nsgd_norm, seed)
+        for seed in arguments.seeds
+        for size in arguments.sizes
+        for vocab in arguments.vocabs
+        for horizon in arguments.horizons
+        for kind in arguments.kinds
+    ]
+    if arguments.dry_run:
+        for job in jobs:
+            print(f"{job.name}: {job.steps} steps")
+        return
+    work(jobs, arguments.results)
+    print("done", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
