@@ -94,12 +94,14 @@ def reserve_blocks(model: nn.Module, final_depth: int, initial_depth: int | None
     return len(reserve)
 
 
-def grow(model: nn.Module, to_depth: int, init: str = "random") -> GrowthEvent:
+def grow(model: nn.Module, to_depth: int, init: str = "random", residual_scale: float = 1.0) -> GrowthEvent:
     """Grow ``model`` in place to ``to_depth`` blocks.
 
     New blocks come from the model's reserve (see :func:`reserve_blocks`) when it has one, else they are built
     now. ``init`` names a strategy of :mod:`hf_progressive.inits`: ``random``, ``copy``, ``copy_stack``,
-    ``copy_inter``, ``copy_last``, ``zero``, ``copy_zero``.
+    ``copy_inter``, ``copy_last``, ``zero``, ``copy_zero``. ``residual_scale`` multiplies the residual output
+    projections of new blocks after init: below 1 a new block starts closer to an identity (0 is the ``zero``
+    init's identity; ignored by the inits that zero them anyway).
 
     After growth every block's position index (``attn.layer_idx`` for GPT-2) is its position, the config
     records the new depth, tied embeddings stay tied, and new blocks share the model's dtype and device.
@@ -107,8 +109,11 @@ def grow(model: nn.Module, to_depth: int, init: str = "random") -> GrowthEvent:
 
     Raises:
         ValueError: for an unsupported model, an unknown ``init``, a copying init on a 0-block model, or a
-            ``to_depth`` not above the current depth or above the config's target depth.
+            ``to_depth`` not above the current depth or above the config's target depth, or a negative
+            ``residual_scale``.
     """
+    if residual_scale < 0:
+        raise ValueError(f"residual_scale={residual_scale} must be >= 0 (1 keeps the init's scale).")
     adapter = get_adapter(model)
     strategy = get_init(init)
     from_depth = adapter.depth(model)
@@ -146,9 +151,9 @@ def grow(model: nn.Module, to_depth: int, init: str = "random") -> GrowthEvent:
             copied_from[position] = slot.source
         else:
             assert isinstance(slot, Fresh)
-        if strategy.zero_residual:
+        if strategy.zero_residual or residual_scale != 1.0:
             for projection in adapter.residual_output_projections(block):
-                _zero(projection)
+                _scale(projection, 0.0 if strategy.zero_residual else residual_scale)
         stack.append(block)
         new_positions.append(position)
     copied_from = {position: source_position[source] for position, source in copied_from.items()}
@@ -180,9 +185,9 @@ def _copy_weights(source: nn.Module, destination: nn.Module) -> None:
 
 
 @torch.no_grad()
-def _zero(module: nn.Module) -> None:
+def _scale(module: nn.Module, factor: float) -> None:
     for parameter in module.parameters():
-        parameter.zero_()
+        parameter.mul_(factor)
 
 
 def _detach_config(model: nn.Module) -> None:

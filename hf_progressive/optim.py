@@ -190,3 +190,52 @@ def muon_nsgd_param_groups(
         }
         for (algorithm, decay, scale), params in ordered
     ]
+
+
+class UpdateRamp:
+    """Scale the optimizer updates of ``parameters`` by ``1/k, 2/k, ..., 1`` over the next ``k`` optimizer steps.
+
+    This is a linear learning-rate warmup for those parameters alone (e.g. the blocks growth just added), for any
+    optimizer: each step's change of a parameter, weight decay included, is multiplied by the factor, exactly what
+    a factor on the LR does to AdamW, Muon and normalised SGD (scaling gradients would not: all three are invariant
+    to it). The optimizer's moments see the full gradients, as under an LR warmup. Implemented with the optimizer's
+    step hooks; it removes them itself after the last ramped step.
+
+    Args:
+        optimizer: the optimizer (accelerate's ``AcceleratedOptimizer`` is unwrapped).
+        parameters: the parameters to ramp.
+        steps: ``k``.
+        done: steps of the ramp already taken (when resuming mid-ramp).
+    """
+
+    def __init__(self, optimizer, parameters: Iterable[nn.Parameter], steps: int, done: int = 0):
+        self.optimizer = getattr(optimizer, "optimizer", optimizer)
+        self.parameters = list(parameters)
+        self.steps, self.done = steps, done
+        self._snapshot: list[torch.Tensor] = []
+        self._handles = [
+            self.optimizer.register_step_pre_hook(self._before_step),
+            self.optimizer.register_step_post_hook(self._after_step),
+        ]
+
+    @property
+    def active(self) -> bool:
+        return self.done < self.steps
+
+    def _before_step(self, optimizer, args, kwargs) -> None:
+        self._snapshot = [parameter.detach().clone() for parameter in self.parameters]
+
+    @torch.no_grad()
+    def _after_step(self, optimizer, args, kwargs) -> None:
+        self.done += 1
+        factor = self.done / self.steps
+        for parameter, before in zip(self.parameters, self._snapshot):
+            parameter.lerp_(before, 1.0 - factor)  # before + factor * (after - before)
+        self._snapshot = []
+        if not self.active:
+            self.remove()
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []

@@ -56,7 +56,7 @@ from .distributed import ReplicaCheckCallback, ReserveCommHookCallback
 from .flops import ComputeTracker
 from .growth import GrowthEvent, current_depth, grow, reserve_blocks, target_depth_of
 from .hub import HUB_ERRORS, HubPushError, explain_push_failure, write_model_card
-from .optim import MUON_NSGD, MuonNSGD, muon_nsgd_param_groups
+from .optim import MUON_NSGD, MuonNSGD, UpdateRamp, muon_nsgd_param_groups
 from .schedule import DepthSchedule
 from .training_args import allow_unused_parameters, check_init_for_schedule, check_optimizer_state_policy
 
@@ -73,6 +73,8 @@ class GrowthPlan:
     schedule: DepthSchedule
     init: str
     optimizer_state: str
+    residual_scale: float = 1.0
+    lr_warmup_steps: float = 0
 
 
 def plan_growth(model: nn.Module, args: Any) -> GrowthPlan | None:
@@ -126,7 +128,13 @@ def plan_growth(model: nn.Module, args: Any) -> GrowthPlan | None:
             f"build the model with n_layer={schedule.initial_depth}, or at the target depth "
             f"{schedule.final_depth} (blocks beyond the first stage then wait in reserve)."
         )
-    return GrowthPlan(schedule=schedule, init=init, optimizer_state=optimizer_state)
+    return GrowthPlan(
+        schedule=schedule,
+        init=init,
+        optimizer_state=optimizer_state,
+        residual_scale=getattr(args, "growth_residual_scale", 1.0),
+        lr_warmup_steps=getattr(args, "growth_lr_warmup_steps", 0),
+    )
 
 
 class GrowthCallback(TrainerCallback, ExportableState):
@@ -149,6 +157,9 @@ class GrowthCallback(TrainerCallback, ExportableState):
         step_loss: returns the mean training loss of a finished optimizer step (over micro-batches and
             processes), or ``None`` if it is unknown. Called on every process at the same step.
         compute: the run's FLOP tracker, saved and restored with the trainer state.
+        residual_scale: factor on the residual output projections of new blocks (see :func:`grow`).
+        lr_warmup_steps: linear LR warmup of the new blocks alone after each growth (see :class:`UpdateRamp`), in
+            steps, or a fraction of ``max_steps`` if below 1.
     """
 
     def __init__(
@@ -159,8 +170,14 @@ class GrowthCallback(TrainerCallback, ExportableState):
         on_growth: Callable[[GrowthEvent, dict], None] | None = None,
         step_loss: Callable[[int], float | None] | None = None,
         compute: ComputeTracker | None = None,
+        residual_scale: float = 1.0,
+        lr_warmup_steps: float = 0,
     ):
         self.schedule = DepthSchedule(schedule)
+        self.residual_scale = residual_scale
+        self.lr_warmup_steps = lr_warmup_steps
+        self._ramp: UpdateRamp | None = None
+        self._ramp_steps = 0
         self.init = init
         self.optimizer_state = optimizer_state
         self.on_growth = on_growth
@@ -196,14 +213,21 @@ class GrowthCallback(TrainerCallback, ExportableState):
             # The config's lineage ends with this run's events when they were restored from a checkpoint.
             self._earlier_lineage = lineage[: len(lineage) - len(self.history)] if self.history else lineage
         _warn_if_growth_outside_stable_phase(args, state.max_steps, sorted(self._growth_at))
+        warmup = self.lr_warmup_steps
+        self._ramp_steps = round(warmup * state.max_steps) if 0 < warmup < 1 else int(warmup)
+        if self.history and model is not None:
+            # Resuming inside the warmup of the last growth's new blocks: carry on where the run left off.
+            last = self.history[-1]
+            self._start_ramp(model, kwargs.get("optimizer"), last["new_blocks"], state.global_step - last["step"])
 
     def on_step_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
         to_depth = self._growth_at.get(state.global_step)
         if to_depth is None or model is None or current_depth(model) >= to_depth:
             return
-        event = grow(model, to_depth, init=self.init)
+        event = grow(model, to_depth, init=self.init, residual_scale=self.residual_scale)
         if self.optimizer_state == "copy" and optimizer is not None:
             copy_optimizer_state(optimizer, model, event)
+        self._start_ramp(model, optimizer, event.new_blocks, 0)
         before = self.loss_before_growth or {}
         entry = {
             "step": state.global_step,
@@ -236,6 +260,16 @@ class GrowthCallback(TrainerCallback, ExportableState):
             self.history[-1]["loss_after"] = self.step_loss(step)
             if model is not None:
                 self._update_lineage(model)
+
+    def _start_ramp(self, model: nn.Module, optimizer, new_blocks: list[int], done: int) -> None:
+        if self._ramp is not None:
+            self._ramp.remove()
+            self._ramp = None
+        if optimizer is None or not 0 <= done < self._ramp_steps:
+            return
+        blocks = get_adapter(model).blocks(model)
+        parameters = [p for position in new_blocks for p in blocks[position].parameters()]
+        self._ramp = UpdateRamp(optimizer, parameters, self._ramp_steps, done=done)
 
     def needs_step_loss(self, step: int) -> bool:
         """Whether ``step``'s training loss is recorded: the step just before or just after a growth."""
@@ -345,6 +379,8 @@ class ProgressiveTrainer(Trainer):
                 on_growth=self._log_growth,
                 step_loss=self._mean_step_loss,
                 compute=self.compute,
+                residual_scale=plan.residual_scale,
+                lr_warmup_steps=plan.lr_warmup_steps,
             )
             self.add_callback(self.growth_callback)
             self._refuse_sharded_training()

@@ -49,6 +49,20 @@ class ProgressiveTrainingArguments(TrainingArguments):
             "choices": list(OPTIMIZER_STATE_POLICIES),
         },
     )
+    growth_residual_scale: float = field(
+        default=1.0,
+        metadata={
+            "help": "Factor on the residual output projections of new blocks after their init: below 1 a new block "
+            "starts closer to an identity (0 makes it one). 1 keeps the init as it is."
+        },
+    )
+    growth_lr_warmup_steps: float = field(
+        default=0,
+        metadata={
+            "help": "Linear learning-rate warmup of the new blocks alone after each growth, in optimizer steps (an "
+            "int, or a float below 1 for a fraction of max_steps). 0: new blocks get the full learning rate at once."
+        },
+    )
 
     optim: str = field(
         default=TrainingArguments.__dataclass_fields__["optim"].default,
@@ -86,6 +100,13 @@ class ProgressiveTrainingArguments(TrainingArguments):
             self.optim = MUON_NSGD
         if not 0 <= self.muon_momentum < 1:
             raise ValueError(f"muon_momentum={self.muon_momentum} must lie in [0, 1).")
+        if self.growth_residual_scale < 0:
+            raise ValueError(f"growth_residual_scale={self.growth_residual_scale} must be >= 0.")
+        if self.growth_lr_warmup_steps < 0 or (self.growth_lr_warmup_steps > 1 and self.growth_lr_warmup_steps % 1):
+            raise ValueError(
+                f"growth_lr_warmup_steps={self.growth_lr_warmup_steps} must be a number of steps (an int >= 0) or "
+                "a fraction of max_steps in [0, 1)."
+            )
         if self.nsgd_norm not in NSGD_NORMS:
             raise ValueError(f"nsgd_norm='{self.nsgd_norm}' is not one of {list(NSGD_NORMS)}.")
         if self.depth_schedule is not None:

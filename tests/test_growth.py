@@ -203,3 +203,20 @@ def test_bad_growth_requests(call, message):
 def test_unsupported_model_is_refused():
     with pytest.raises(ValueError, match=r"cannot grow a Sequential: supported architecture families are \['gpt2'\]"):
         grow(nn.Sequential(nn.Linear(2, 2)), 2)
+
+
+@pytest.mark.parametrize("init", ["random", "copy"])
+def test_residual_scale_shrinks_only_the_new_blocks_residual_outputs(init):
+    grown = {}
+    for scale in (1.0, 0.25):
+        model = tiny_model(1)
+        grow(model, 3, init=init, residual_scale=scale)
+        grown[scale] = dict(model.named_parameters())
+    for name, parameter in grown[0.25].items():
+        expected = grown[1.0][name]
+        new_block = name.startswith(("transformer.h.1.", "transformer.h.2."))
+        if new_block and (".attn.c_proj." in name or ".mlp.c_proj." in name):
+            expected = expected * 0.25
+        assert torch.equal(parameter, expected), name
+    with pytest.raises(ValueError, match="residual_scale=-1"):
+        grow(tiny_model(1), 2, residual_scale=-1)

@@ -8,7 +8,7 @@ from transformers.pytorch_utils import Conv1D
 
 from hf_progressive import ProgressiveTrainer, ProgressiveTrainingArguments
 from hf_progressive.adapters.base import RESERVE_ATTRIBUTE
-from hf_progressive.optim import MuonNSGD, conv1d_lr_correction, muon_nsgd_param_groups
+from hf_progressive.optim import MuonNSGD, UpdateRamp, conv1d_lr_correction, muon_nsgd_param_groups
 
 LR, WD, MOMENTUM = 0.1, 0.05, 0.9
 
@@ -172,3 +172,32 @@ def test_unknown_nsgd_norm_is_refused():
         MuonNSGD([nn.Parameter(torch.zeros(2))], nsgd_norm="columns")
     with pytest.raises(ValueError, match="nsgd_norm='columns'"):
         ProgressiveTrainingArguments(output_dir="unused", optim="muon_nsgd", nsgd_norm="columns")
+
+
+@pytest.mark.parametrize("algorithm", ["adamw", "muon", "nsgd"])
+def test_update_ramp_is_a_learning_rate_warmup_of_its_parameters(algorithm):
+    torch.manual_seed(0)
+    ramped, other = nn.Parameter(torch.randn(4, 4)), nn.Parameter(torch.randn(4, 4))
+    reference = nn.Parameter(ramped.detach().clone())
+
+    def make(parameters):
+        if algorithm == "adamw":
+            return torch.optim.AdamW(parameters, lr=LR, weight_decay=WD)
+        return MuonNSGD([{"params": parameters, "algorithm": algorithm}], lr=LR, weight_decay=WD)
+
+    optimizer, reference_optimizer = make([ramped, other]), make([reference])
+    ramp = UpdateRamp(optimizer, [ramped], steps=4)
+    untouched = other.detach().clone()
+    for step in range(1, 7):
+        gradient = torch.randn(4, 4)
+        ramped.grad, reference.grad, other.grad = gradient.clone(), gradient.clone(), torch.randn(4, 4)
+        # The reference gets the ramp as an LR factor: step k of 4 at k/4, then the full LR.
+        for group in reference_optimizer.param_groups:
+            group["lr"] = LR * min(1.0, step / 4)
+        optimizer.step()
+        reference_optimizer.step()
+        assert torch.allclose(ramped, reference, atol=1e-6), step
+        # Other parameters of the optimizer take their full step.
+        assert not torch.allclose(other, untouched)
+        untouched = other.detach().clone()
+    assert not ramp.active and ramp._handles == []

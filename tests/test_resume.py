@@ -26,6 +26,13 @@ RUNS = {
         "copy_inter",
         {"optim": "muon_nsgd", "learning_rate": 0.02, "gradient_accumulation_steps": 2},
     ),
+    # Growth at step 6, new blocks ramped over steps 7-10: a resume from step 7 or 8 continues mid-ramp.
+    "0->3 random, AdamW, new-block LR warmup": (
+        0,
+        "0@0,3@0.5",
+        "random",
+        {"growth_lr_warmup_steps": 4, "growth_residual_scale": 0.5},
+    ),
 }
 
 
