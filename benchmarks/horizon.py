@@ -54,6 +54,17 @@ SIZES = {
     "medium": dict(width=64, heads=4, depth=4),
 }
 KINDS = ("fixed", "zero", "one", "control", "equal_zero", "equal_one")
+#: k-layer sources for claims 6 and 8 (PAPER.md): "from{k}_{init}", e.g. from2_copy_last grows 2 -> L.
+SOURCE_KINDS = ("from2_copy_stack", "from2_copy_inter", "from2_copy_last", "from3_copy_stack")
+#: Recipe levers (README "When does growth pay off?"): extra ProgressiveTrainingArguments of the progressive runs.
+LEVERS = {
+    "none": {},
+    "muon_embeddings": {"muon_embeddings": True},
+    "new_lr_warmup": {"growth_lr_warmup_steps": 0.05},
+    "residual_0.1": {"growth_residual_scale": 0.1},
+    "residual_0": {"growth_residual_scale": 0.0},
+    "state_copy": {"new_params_optimizer_state": "copy"},
+}
 TAU = 0.8
 CONTEXT, BATCH = 64, 32
 CURVE_BLOCKS, FINAL_BLOCKS = 64, 256
@@ -69,11 +80,27 @@ class Job:
     lr: float = 0.02
     nsgd_norm: str = "row"
     seed: int = 0
+    lever: str = "none"
+    tau: float = TAU
 
     @property
     def name(self) -> str:
         norm = f"-{self.nsgd_norm}" if self.optim == "muon_nsgd" else ""
-        return f"{self.size}-v{self.vocab}-h{self.horizon:g}-{self.kind}-{self.optim}{norm}-lr{self.lr:g}-s{self.seed}"
+        lever = "" if self.lever == "none" else f"-{self.lever}"
+        tau = "" if self.tau == TAU else f"-tau{self.tau:g}"
+        return (
+            f"{self.size}-v{self.vocab}-h{self.horizon:g}-{self.kind}-{self.optim}{norm}-lr{self.lr:g}"
+            f"{lever}{tau}-s{self.seed}"
+        )
+
+    @property
+    def source_depth(self) -> int | None:
+        """Blocks before growth, or None for a fixed-depth run."""
+        if self.kind in ("zero", "one"):
+            return {"zero": 0, "one": 1}[self.kind]
+        if self.kind.startswith("from"):
+            return int(self.kind[4 : self.kind.index("_")])
+        return None
 
     def config(self) -> GPT2Config:
         size = SIZES[self.size]
@@ -98,20 +125,23 @@ class Job:
         return max(50, round(tokens / (BATCH * CONTEXT)))
 
     def schedule(self) -> str:
-        return {"zero": f"0@0,{self.depth}@{TAU}", "one": f"1@0,{self.depth}@{TAU}"}.get(self.kind, f"{self.depth}@0")
+        source = self.source_depth
+        return f"{self.depth}@0" if source is None else f"{source}@0,{self.depth}@{self.tau}"
 
     @property
     def init(self) -> str:
+        if self.kind.startswith("from"):
+            return self.kind[self.kind.index("_") + 1 :]
         return "copy" if self.kind == "one" else "random"
 
     @property
     def steps(self) -> int:
         T = self.full_steps
         if self.kind == "control":
-            return T - round(TAU * T)
+            return T - round(self.tau * T)
         if self.kind.startswith("equal_"):
             source = "0" if self.kind == "equal_zero" else "1"
-            schedule = DepthSchedule(f"{source}@0,{self.depth}@{TAU}")
+            schedule = DepthSchedule(f"{source}@0,{self.depth}@{self.tau}")
             return round(T * flops.schedule_compute_ratios(self.config(), schedule, T, CONTEXT).forward_flops)
         return T
 
@@ -154,6 +184,7 @@ def run_job(job: Job) -> dict:
         nsgd_norm=job.nsgd_norm,
         seed=job.seed,
         evaluations=20,
+        extra=LEVERS[job.lever] if job.source_depth is not None else {},
         **size,
     )
     train = RandomWindows(train_tokens, CONTEXT, settings.steps * BATCH, job.seed)
@@ -232,6 +263,8 @@ def cells(runs: dict[str, dict]) -> list[dict]:
     by_cell: dict[tuple, dict[str, dict]] = {}
     for run in runs.values():
         job = run["job"]
+        if job.get("lever", "none") != "none" or job.get("tau", TAU) != TAU or job["kind"] not in KINDS:
+            continue  # levers, other growth steps and k-layer sources have tables of their own
         key = (job["size"], job["vocab"], job["horizon"], job["optim"], job["lr"], job["nsgd_norm"], job["seed"])
         by_cell.setdefault(key, {})[job["kind"]] = run
     rows = []
@@ -320,6 +353,43 @@ def table(rows: list[dict]) -> str:
             f"{zero} | {one} | {ratio} | {time_ratio} | {r.get('seeds', 1)} |"
         )
     return "\n".join(lines)
+
+
+def variants_table(runs: dict[str, dict]) -> str:
+    """Levers, other growth steps and k-layer sources, each against the plain run and the fixed run of its cell."""
+    plain: dict[tuple, dict] = {}
+    for run in runs.values():
+        job = run["job"]
+        if job.get("lever", "none") == "none" and job.get("tau", TAU) == TAU:
+            plain[_cell_key(job) + (job["kind"],)] = run
+    lines = [
+        "| cell | run | lever | τ | final val loss (train) | gap vs fixed | plain run's gap | FLOPs ratio |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+
+    def order(run: dict) -> tuple:
+        return _cell_key(run["job"]) + (run["job"]["kind"], run["job"].get("lever", "none"), run["job"].get("tau", TAU))
+
+    for run in sorted(runs.values(), key=order):
+        job = run["job"]
+        lever, tau = job.get("lever", "none"), job.get("tau", TAU)
+        fixed = plain.get(_cell_key(job) + ("fixed",))
+        growing = job["kind"] in ("zero", "one") or job["kind"].startswith("from")
+        if fixed is None or not growing or (lever == "none" and tau == TAU and job["kind"] in ("zero", "one")):
+            continue
+        base = plain.get(_cell_key(job) + (job["kind"],))
+        loss, reference = run["final_losses"]["validation"], fixed["final_losses"]["validation"]
+        plain_gap = percent(base["final_losses"]["validation"] / reference - 1) if base and base is not run else "—"
+        lines.append(
+            f"| {job['size']} v{job['vocab']} h{job['horizon']:g} | {job['kind']} | {lever} | {tau:g} | "
+            f"{loss:.4f} ({run['final_losses']['train']:.4f}) | {percent(loss / reference - 1)} | {plain_gap} | "
+            f"{run['ratios']['forward_flops']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def _cell_key(job: dict) -> tuple:
+    return (job["size"], job["vocab"], job["horizon"], job["optim"], job["lr"], job["nsgd_norm"], job["seed"])
 
 
 def plot_gaps(rows: list[dict], path: Path) -> None:
@@ -418,6 +488,7 @@ def report(results: Path, curves: list[str]) -> None:
     text = "## Muon-NSGD (row norm), lr 0.02\n\n" + table(muon)
     if other:
         text += "\n\n## Other optimizers\n\n" + table(other)
+    text += "\n\n## Levers, growth steps and k-layer sources\n\n" + variants_table(runs)
     print(text)
     (results / "summary.md").write_text(text + "\n")
     (results / "summary.json").write_text(json.dumps({"muon_nsgd_row": muon, "other": other}, indent=1))
@@ -449,7 +520,9 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=["small"], choices=sorted(SIZES))
     parser.add_argument("--vocabs", nargs="+", type=int, default=[257, 8192])
     parser.add_argument("--horizons", nargs="+", type=float, default=[10, 30, 100])
-    parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
+    parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS + SOURCE_KINDS)
+    parser.add_argument("--lever", default="none", choices=sorted(LEVERS), help="a recipe lever for growing runs")
+    parser.add_argument("--tau", type=float, default=TAU, help="growth step as a fraction of T")
     parser.add_argument("--optim", default="muon_nsgd", help="muon_nsgd or a transformers optimizer (adamw_torch)")
     parser.add_argument("--lr", type=float, default=0.02)
     parser.add_argument("--nsgd_norm", default="row", choices=["tensor", "row"])
@@ -464,7 +537,18 @@ def main() -> None:
         return
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
     jobs = [
-        Job(size, vocab, horizon, kind, arguments.optim, arguments.lr, arguments.nsgd_norm, seed)
+        Job(
+            size,
+            vocab,
+            horizon,
+            kind,
+            arguments.optim,
+            arguments.lr,
+            arguments.nsgd_norm,
+            seed,
+            arguments.lever,
+            arguments.tau,
+        )
         for seed in arguments.seeds
         for size in arguments.sizes
         for vocab in arguments.vocabs

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, TrainerCallback, default_data_collator
@@ -35,6 +35,8 @@ class Settings:
     evaluations: int = 40
     seed: int = 0
     nsgd_norm: str = "tensor"
+    #: further ProgressiveTrainingArguments (e.g. growth_lr_warmup_steps), applied last
+    extra: dict = field(default_factory=dict)
 
 
 class TrainingClock(TrainerCallback):
@@ -103,6 +105,7 @@ def train_one(
         disable_tqdm=True,
         use_cpu=True,
         dataloader_num_workers=0,
+        **settings.extra,
     )
     # A fixed-depth run ("6@0") goes through the same trainer and loop, with a one-stage schedule: no growth.
     clock = TrainingClock()
