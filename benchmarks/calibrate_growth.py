@@ -6,6 +6,12 @@ length is the reference. The mixing time t_mix is how long the progressive valid
 fixed-depth curve (within --tolerance) and stay there. A run of T steps should then grow at tau = T - t_mix.
 
     python benchmarks/calibrate_growth.py --calibration_steps 1000 --steps 4000
+
+Before any calibration, ``--advise`` reads the measured growth map (README "When does growth pay off?") for a
+planned run and prints the expected gap of 0 -> L and 1 -> L growth and a recommended schedule, training nothing:
+
+    python benchmarks/calibrate_growth.py --advise --width 768 --depth 12 --vocab 50257 --steps 100000 \
+        --batch 512 --context 1024
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ from pathlib import Path
 
 from runs import RunSpec, Settings, train_one
 from shakespeare import DEFAULT_PATH, Blocks, RandomWindows, load_characters
+from transformers import GPT2Config
 
+from hf_progressive.advice import advise_run
 from hf_progressive.calibration import growth_step_for, mixing_time
 
 
@@ -34,7 +42,19 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=64)
     parser.add_argument("--evaluations", type=int, default=50, help="validation evaluations per calibration run")
     parser.add_argument("--data", type=Path, default=DEFAULT_PATH)
+    parser.add_argument("--advise", action="store_true", help="print the growth map's outlook for the run; no training")
+    parser.add_argument("--width", type=int, default=128, help="with --advise: model width (n_embd)")
+    parser.add_argument("--depth", type=int, default=6, help="with --advise: target depth")
+    parser.add_argument("--vocab", type=int, default=65, help="with --advise: vocabulary size")
+    parser.add_argument("--batch", type=int, default=32, help="with --advise: sequences per optimizer step (global)")
     arguments = parser.parse_args()
+    if arguments.advise:
+        config = GPT2Config(n_embd=arguments.width, vocab_size=arguments.vocab, n_positions=arguments.context)
+        tokens = arguments.steps * arguments.batch * arguments.context
+        advice = advise_run(config, arguments.depth, tokens)
+        print(advice)
+        print(f"recommended: --depth_schedule {advice.schedule(arguments.depth)}")
+        return
 
     settings = Settings(
         steps=arguments.calibration_steps,

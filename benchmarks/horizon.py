@@ -336,11 +336,18 @@ def percent(value: float | None) -> str:
     return "—" if value is None else f"{value:+.1%}"
 
 
+def optimizer_name(row: dict) -> str:
+    if row["optim"] == "muon_nsgd":
+        return f"Muon-NSGD {row['nsgd_norm']} {row['lr']:g}"
+    return f"{row['optim'].replace('_torch', '')} {row['lr']:g}"
+
+
 def table(rows: list[dict]) -> str:
     lines = [
-        "| size | vocab | tokens/param | steps | emb. share | fixed val (train) | 0→L gap: fixed / equal-FLOPs / "
-        "control | 1→L copy gap: fixed / equal-FLOPs / control | FLOPs ratio 0→L (non-emb) | time ratio 0→L | seeds |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| size | vocab | tokens/param | optimizer | steps | emb. share | fixed val (train) | 0→L gap: fixed / "
+        "equal-FLOPs / control | 1→L copy gap: fixed / equal-FLOPs / control | FLOPs ratio 0→L (non-emb) | "
+        "time ratio 0→L | seeds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         fixed = f"{r['fixed']:.3f} ({r['fixed_train']:.3f})"
@@ -349,7 +356,8 @@ def table(rows: list[dict]) -> str:
         ratio = f"{r['zero_flops_ratio']:.2f} ({r['zero_nonemb_ratio']:.2f})" if r.get("zero_flops_ratio") else "—"
         time_ratio = f"{r['zero_time_ratio']:.2f}" if r.get("zero_time_ratio") else "—"
         lines.append(
-            f"| {r['size']} | {r['vocab']} | {r['horizon']:g} | {r['steps']} | {r['embedding_share']:.0%} | {fixed} | "
+            f"| {r['size']} | {r['vocab']} | {r['horizon']:g} | {optimizer_name(r)} | {r['steps']} | "
+            f"{r['embedding_share']:.0%} | {fixed} | "
             f"{zero} | {one} | {ratio} | {time_ratio} | {r.get('seeds', 1)} |"
         )
     return "\n".join(lines)

@@ -34,7 +34,7 @@ class Settings:
     warmup: float = 0.02
     evaluations: int = 40
     seed: int = 0
-    nsgd_norm: str = "tensor"
+    nsgd_norm: str = "tensor"  # what README's reproduction Results were measured with (the paper's NSGD)
     #: further ProgressiveTrainingArguments (e.g. growth_lr_warmup_steps), applied last
     extra: dict = field(default_factory=dict)
 

@@ -19,6 +19,7 @@ growing from 0 to 6 blocks at 80% of 2,000 steps. About 5 minutes on 2 CPU cores
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -40,6 +41,7 @@ from transformers import (
 )
 
 from hf_progressive import ProgressiveGPT2Config, ProgressiveTrainer, ProgressiveTrainingArguments, flops
+from hf_progressive.advice import GrowthAdvice, advise_run
 from hf_progressive.checkpointing import last_complete_checkpoint
 from hf_progressive.data import python_stdlib_corpus, split_documents, train_byte_level_bpe
 from hf_progressive.hub import PLOT_NAME
@@ -238,6 +240,32 @@ def tokenize_and_group(
         )
 
 
+def growth_outlook(trainer: ProgressiveTrainer, block_size: int) -> GrowthAdvice | None:
+    """What the measured growth map expects of this run; warns before training when growth is expected to lose."""
+    plan = trainer.growth_plan
+    if plan is None or not plan.schedule.growth_steps(trainer.args.max_steps):
+        return None
+    args = trainer.args
+    tokens = args.max_steps * args.per_device_train_batch_size * args.gradient_accumulation_steps
+    tokens *= args.world_size * block_size
+    advice = advise_run(trainer.model.config, plan.schedule.final_depth, tokens)
+    logger.info("%s", advice)
+    if not advice.growth_pays:
+        logger.warning(
+            "At %.3g tokens per non-embedding parameter the growth map expects this schedule to end %s above the "
+            "fixed-depth run of the same steps and behind a fixed-depth run of the same FLOPs. Growth pays only with "
+            "more tokens per parameter and a large vocabulary (README 'When does growth pay off?'): raise "
+            "--max_steps, or train the full depth for fewer steps.",
+            advice.tokens_per_parameter,
+            _percent(advice.outlooks[0].gap_fixed if advice.outlooks else None),
+        )
+    return advice
+
+
+def _percent(value: float | None) -> str:
+    return "an unknown amount" if value is None else f"{value:.1%}"
+
+
 def summarize(trainer: ProgressiveTrainer, train_metrics: dict, eval_metrics: dict, block_size: int) -> str:
     lines = [
         f"final validation loss: {eval_metrics['eval_loss']:.4f}",
@@ -300,6 +328,7 @@ def main() -> dict:
         processing_class=tokenizer,
         data_collator=default_data_collator,
     )
+    outlook = growth_outlook(trainer, data_args.block_size)
     # Resuming re-grows the model to the checkpoint's depth before loading it (ProgressiveTrainer.train).
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model()  # model, config with the growth metadata, tokenizer
@@ -321,6 +350,8 @@ def main() -> dict:
         trainer.create_model_card(**card)  # README.md in output_dir, ready for `hf upload`
 
     summary = {"train": train_metrics, "eval": eval_metrics, "growth_history": trainer.growth_history}
+    if outlook is not None:
+        summary["growth_outlook"] = dataclasses.asdict(outlook)
     if trainer.is_world_process_zero():
         # The model card (README.md) shows the loss plot that save_model wrote beside it (needs matplotlib).
         plot = os.path.join(training_args.output_dir, PLOT_NAME)
@@ -331,6 +362,9 @@ def main() -> dict:
         with open(os.path.join(training_args.output_dir, "summary.json"), "w") as handle:
             json.dump(summary, handle, indent=2)
         print("\n" + summarize(trainer, train_metrics, eval_metrics, data_args.block_size))
+        if outlook is not None:
+            print("what to expect against fixed depth (this run does not train the fixed-depth model):")
+            print(str(outlook))
         print(
             f"model and model card saved to {training_args.output_dir}"
             + (f"; loss plot: {summary['plot']}" if "plot" in summary else "")

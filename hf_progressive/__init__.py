@@ -1,6 +1,7 @@
 """hf_progressive: zero/one-layer progressive depth training for Hugging Face Transformers."""
 
 from .adapters import get_adapter, register_adapter, supported_adapters
+from .advice import GrowthAdvice, advise, advise_run
 from .checkpointing import last_complete_checkpoint
 from .configuration import ProgressiveGPT2Config, progressive_metadata
 from .growth import GrowthEvent, current_depth, grow, reserve_blocks
@@ -18,6 +19,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DepthSchedule",
+    "GrowthAdvice",
     "DepthStage",
     "GrowthCallback",
     "GrowthEvent",
@@ -29,6 +31,8 @@ __all__ = [
     "ProgressiveTrainer",
     "ProgressiveTrainingArguments",
     "Trainer",
+    "advise",
+    "advise_run",
     "copy_optimizer_state",
     "current_depth",
     "get_adapter",

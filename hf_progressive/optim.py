@@ -8,9 +8,9 @@ the others by normalised SGD: the same momentum, then the update divided by a no
 * ``"tensor"`` (the paper's NSGD): by the whole tensor's Frobenius norm. Each step then has length ``lr``
   whatever the tensor's size, so each element of a ``V x d`` embedding moves by about ``lr / sqrt(V d)``: a large
   vocabulary's embedding barely learns (measured in README "When does growth pay off?").
-* ``"row"``: each row of a matrix by its own norm (a vector is one row), so every token's embedding moves by
-  ``lr`` per step, the same per-element scale (``lr / sqrt(d)``) as a LayerNorm gain under ``"tensor"`` and as
-  Muon's update of a ``d x d`` block matrix. Rows without gradient stay put.
+* ``"row"`` (the default): each row of a matrix by its own norm (a vector is one row), so every token's embedding
+  moves by ``lr`` per step, the same per-element scale (``lr / sqrt(d)``) as a LayerNorm gain under ``"tensor"``
+  and as Muon's update of a ``d x d`` block matrix. Rows without gradient stay put.
 
 Parameters without a gradient are skipped by both, so blocks waiting in the reserve (see
 :func:`~hf_progressive.reserve_blocks`) get no state and no weight decay until growth brings them in.
@@ -41,8 +41,8 @@ class MuonNSGD(torch.optim.Optimizer):
         nesterov: Nesterov momentum for both algorithms.
         ns_steps: Newton-Schulz steps of Muon.
         eps: floor of the norms divided by.
-        nsgd_norm: ``"tensor"`` or ``"row"``: what normalised SGD divides the update by (see the module docstring);
-            a param group may set its own.
+        nsgd_norm: ``"row"`` (default) or ``"tensor"`` (the paper's form): what normalised SGD divides the update
+            by (see the module docstring); a param group may set its own.
     """
 
     def __init__(
@@ -54,7 +54,7 @@ class MuonNSGD(torch.optim.Optimizer):
         nesterov: bool = True,
         ns_steps: int = 5,
         eps: float = 1e-7,
-        nsgd_norm: str = "tensor",
+        nsgd_norm: str = "row",
     ):
         if lr < 0:
             raise ValueError(f"Invalid learning rate {lr}: it must be >= 0.")
@@ -117,6 +117,7 @@ class MuonNSGD(torch.optim.Optimizer):
                 buffer.lerp_(gradient, 1 - momentum)
                 update = gradient.lerp(buffer, momentum) if group["nesterov"] else buffer
                 parameter.mul_(1 - lr * group["weight_decay"])
+                # Groups saved before nsgd_norm existed were trained with the whole-tensor norm.
                 parameter.add_(normalized(update, group.get("nsgd_norm", "tensor"), eps), alpha=-lr)
         return loss
 

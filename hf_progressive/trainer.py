@@ -440,7 +440,7 @@ class ProgressiveTrainer(Trainer):
                 groups,
                 lr=self.args.learning_rate,
                 momentum=self.args.muon_momentum,
-                nsgd_norm=getattr(self.args, "nsgd_norm", "tensor"),
+                nsgd_norm=getattr(self.args, "nsgd_norm", "row"),
             )
         return super().create_optimizer(model)
 

@@ -45,6 +45,10 @@ def check_output(output_dir, stdout, depth):
     assert (output_dir / "tokenizer.json").exists()
     assert "final validation loss:" in stdout and f"growth at step 24: 0 -> {depth} blocks" in stdout
     assert "compute saved vs fixed depth" in stdout
+    # What the growth map expects of this (far too short) run, and a warning before training that growth loses here.
+    assert "what to expect against fixed depth" in stdout and "Growth map:" in stdout
+    assert summary["growth_outlook"]["tokens_per_parameter"] > 0
+    assert "the growth map expects this schedule" in stdout
 
 
 @pytest.mark.slow

@@ -161,7 +161,7 @@ def test_tensor_normalised_sgd_moves_the_whole_tensor_by_the_learning_rate():
     torch.manual_seed(0)
     embedding = nn.Parameter(torch.randn(6, 4))
     start = embedding.detach().clone()
-    optimizer = MuonNSGD([{"params": [embedding], "algorithm": "nsgd"}], lr=LR, weight_decay=0.0)
+    optimizer = MuonNSGD([{"params": [embedding], "algorithm": "nsgd"}], lr=LR, weight_decay=0.0, nsgd_norm="tensor")
     embedding.grad = torch.randn(6, 4)
     optimizer.step()
     assert (embedding.detach() - start).norm().item() == pytest.approx(LR, rel=1e-5)

@@ -1,0 +1,177 @@
+"""What growth is expected to cost in loss for a given run, read off the measured growth map.
+
+``growth_map.json`` (written by ``benchmarks/horizon.py --report``) holds, for each measured cell (model size,
+vocabulary, horizon in tokens per non-embedding parameter), the final validation-loss gap of 0 -> L and 1 -> L growth
+at 0.8T against the fixed-depth run of the same steps, against a fixed run of the same FLOPs, and against a fresh deep
+model trained only for the post-growth steps. :func:`advise` finds the cells nearest to a run and interpolates over
+the horizon; README "When does growth pay off?" says how the map was measured and how far it reaches.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+
+SOURCES = {"zero": 0, "one": 1}
+
+
+@dataclass
+class SourceOutlook:
+    """Expected final-loss gaps of one source depth (from the map), as fractions (0.05 = 5% higher loss)."""
+
+    source_depth: int
+    init: str
+    gap_fixed: float | None  #: against the fixed-depth run of the same steps (the paper's comparison)
+    gap_equal_flops: float | None  #: against a fixed-depth run of the same FLOPs (fewer steps)
+    gap_control: float | None  #: against a fresh deep model trained only for the post-growth steps
+    flops_ratio: float | None  #: FLOPs of the progressive run / the fixed run's (LM head and attention counted)
+
+
+@dataclass
+class GrowthAdvice:
+    """What the growth map says about one run; ``str()`` gives a short report for a log."""
+
+    tokens_per_parameter: float
+    vocab_size: int
+    non_embedding_parameters: int
+    measured: bool  #: whether the run lies inside the map's measured horizons for the nearest vocabulary and size
+    nearest: str  #: the cells interpolated, e.g. "small (32 wide, 4 blocks), vocabulary 8192, 30-100 tokens/param"
+    outlooks: list[SourceOutlook] = field(default_factory=list)
+
+    @property
+    def best(self) -> SourceOutlook | None:
+        """The source with the smallest expected gap against a fixed run of equal FLOPs."""
+        known = [o for o in self.outlooks if o.gap_equal_flops is not None]
+        return min(known, key=lambda o: o.gap_equal_flops) if known else None
+
+    @property
+    def growth_pays(self) -> bool:
+        """Whether the best source is expected to beat a fixed-depth run of the same FLOPs."""
+        best = self.best
+        return best is not None and best.gap_equal_flops < 0
+
+    def schedule(self, target_depth: int) -> str:
+        """The recommended ``depth_schedule`` (the best source, growth at 0.8T), or a fixed-depth one."""
+        best = self.best
+        if best is None or not self.growth_pays:
+            return f"{target_depth}@0"
+        return f"{best.source_depth}@0,{target_depth}@0.8"
+
+    def __str__(self) -> str:
+        where = "inside" if self.measured else "OUTSIDE (nearest end used; treat as a rough guide)"
+        lines = [
+            f"Growth map: {self.tokens_per_parameter:.3g} tokens per non-embedding parameter, vocabulary "
+            f"{self.vocab_size}; {where} the measured range; nearest cells: {self.nearest}."
+        ]
+        for outlook in self.outlooks:
+            lines.append(
+                f"  {outlook.source_depth} -> L ({outlook.init}) at 0.8T: final loss {_pct(outlook.gap_fixed)} vs the "
+                f"fixed-depth run of the same steps, {_pct(outlook.gap_equal_flops)} vs a fixed run of the same FLOPs "
+                f"({_ratio(outlook.flops_ratio)} of the FLOPs), {_pct(outlook.gap_control)} vs a fresh deep model "
+                "trained only for the last 20% of the steps."
+            )
+        if self.growth_pays:
+            lines.append("  Growth is expected to beat a fixed-depth run of the same compute here.")
+        else:
+            lines.append(
+                "  Growth is expected to LOSE to a fixed-depth run of the same compute here: for the same FLOPs, train "
+                "the full-depth model for fewer steps, or use growth to save compute when its gap is acceptable."
+            )
+        return "\n".join(lines)
+
+
+def advise(
+    non_embedding_parameters: int, vocab_size: int, tokens: float, growth_map: dict | None = None
+) -> GrowthAdvice:
+    """Expected gaps of 0 -> L and 1 -> L growth for a run, from the measured growth map.
+
+    Args:
+        non_embedding_parameters: parameters of the target-depth model outside the token and position embeddings
+            (``hf_progressive.flops.non_embedding_parameters(config, depth)``).
+        vocab_size: the vocabulary size.
+        tokens: training tokens of the whole run (``max_steps * batch * context``, summed over processes).
+        growth_map: a map as written by ``benchmarks/horizon.py --report``; default: the one shipped with the package.
+
+    Raises:
+        ValueError: for non-positive sizes, or an empty map.
+    """
+    if non_embedding_parameters <= 0 or vocab_size <= 0 or tokens <= 0:
+        raise ValueError(
+            f"advise() needs positive sizes: non_embedding_parameters={non_embedding_parameters}, "
+            f"vocab_size={vocab_size}, tokens={tokens}."
+        )
+    cells = (growth_map or load_growth_map())["cells"]
+    if not cells:
+        raise ValueError("The growth map has no measured cells.")
+    horizon = tokens / non_embedding_parameters
+    vocab = min({c["vocab"] for c in cells}, key=lambda v: abs(math.log(v / vocab_size)))
+    same_vocab = [c for c in cells if c["vocab"] == vocab]
+    size = min(
+        {c["non_embedding_parameters"] for c in same_vocab},
+        key=lambda n: abs(math.log(n / non_embedding_parameters)),
+    )
+    row = sorted((c for c in same_vocab if c["non_embedding_parameters"] == size), key=lambda c: c["horizon"])
+    horizons = [c["horizon"] for c in row]
+    measured = horizons[0] <= horizon <= horizons[-1]
+    below = max((c for c in row if c["horizon"] <= horizon), key=lambda c: c["horizon"], default=row[0])
+    above = min((c for c in row if c["horizon"] >= horizon), key=lambda c: c["horizon"], default=row[-1])
+    described = row[0]
+    span = f"{below['horizon']:g}" if below is above else f"{below['horizon']:g}-{above['horizon']:g}"
+    nearest = (
+        f"{described['size']} ({described['width']} wide, {described['depth']} blocks), vocabulary {vocab}, "
+        f"{span} tokens/param"
+    )
+
+    def value(name: str) -> float | None:
+        low, high = below.get(name), above.get(name)
+        if low is None or high is None:
+            return low if high is None else high
+        if below is above:
+            return low
+        weight = math.log(horizon / below["horizon"]) / math.log(above["horizon"] / below["horizon"])
+        return low + weight * (high - low)
+
+    outlooks = [
+        SourceOutlook(
+            source_depth=depth,
+            init="random" if depth == 0 else "copy",
+            gap_fixed=value(f"{source}_gap_fixed"),
+            gap_equal_flops=value(f"{source}_gap_equal"),
+            gap_control=value(f"{source}_gap_control"),
+            flops_ratio=value(f"{source}_flops_ratio"),
+        )
+        for source, depth in SOURCES.items()
+        if value(f"{source}_gap_fixed") is not None
+    ]
+    return GrowthAdvice(
+        tokens_per_parameter=horizon,
+        vocab_size=vocab_size,
+        non_embedding_parameters=non_embedding_parameters,
+        measured=measured,
+        nearest=nearest,
+        outlooks=outlooks,
+    )
+
+
+def advise_run(config, target_depth: int, tokens: float) -> GrowthAdvice:
+    """:func:`advise` for a GPT-2 config growing to ``target_depth`` blocks on ``tokens`` training tokens."""
+    from .flops import non_embedding_parameters
+
+    return advise(non_embedding_parameters(config, target_depth), config.vocab_size, tokens)
+
+
+@cache
+def load_growth_map() -> dict:
+    """The growth map shipped with the package (``hf_progressive/growth_map.json``)."""
+    return json.loads(resources.files("hf_progressive").joinpath("growth_map.json").read_text(encoding="utf-8"))
+
+
+def _pct(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:+.1%}"
+
+
+def _ratio(value: float | None) -> str:
+    return "?" if value is None else f"{value:.0%}"

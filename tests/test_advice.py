@@ -1,0 +1,79 @@
+"""The growth advice reads the measured map: nearest vocabulary and size, interpolation over the horizon."""
+
+import math
+
+import pytest
+from conftest import tiny_config
+
+from hf_progressive import advise, advise_run, flops
+from hf_progressive.advice import load_growth_map
+
+
+def cell(vocab, horizon, zero_equal, n=50_000, size="small", **gaps):
+    return {
+        "size": size,
+        "width": 32,
+        "depth": 4,
+        "vocab": vocab,
+        "horizon": horizon,
+        "non_embedding_parameters": n,
+        "zero_gap_fixed": gaps.get("zero_fixed", 0.2),
+        "zero_gap_equal": zero_equal,
+        "zero_gap_control": gaps.get("zero_control", -0.05),
+        "zero_flops_ratio": 0.3,
+        "one_gap_fixed": gaps.get("one_fixed"),
+        "one_gap_equal": gaps.get("one_equal"),
+        "one_gap_control": None,
+        "one_flops_ratio": 0.4,
+    }
+
+
+MAP = {
+    "cells": [
+        cell(257, 10, 0.10, zero_fixed=0.30),
+        cell(257, 100, 0.02, zero_fixed=0.10, one_fixed=0.05, one_equal=-0.01),
+        cell(8192, 10, -0.04, zero_fixed=0.12),
+        cell(8192, 10, 0.5, n=500_000, size="medium"),
+    ]
+}
+
+
+def test_interpolates_over_log_horizon_in_the_nearest_vocabulary_and_size():
+    advice = advise(50_000, 300, tokens=50_000 * math.sqrt(10 * 100), growth_map=MAP)  # halfway, on a log scale
+    assert advice.measured and "vocabulary 257" in advice.nearest and "10-100" in advice.nearest
+    zero = advice.outlooks[0]
+    assert zero.source_depth == 0 and zero.init == "random"
+    assert zero.gap_fixed == pytest.approx(0.20) and zero.gap_equal_flops == pytest.approx(0.06)
+    # Only one end knows the 1 -> L source: its value is used as it is.
+    assert advice.outlooks[1].gap_equal_flops == pytest.approx(-0.01)
+    assert advice.growth_pays and advice.best.source_depth == 1
+    assert advice.schedule(6) == "1@0,6@0.8"
+
+
+def test_outside_the_measured_horizons_uses_the_nearest_end_and_says_so():
+    advice = advise(50_000, 8000, tokens=50_000 * 3, growth_map=MAP)
+    assert not advice.measured and advice.outlooks[0].gap_fixed == pytest.approx(0.12)
+    assert "OUTSIDE" in str(advice)
+    # The nearest size, not the first one listed: a 400k-parameter model reads the medium cell.
+    medium = advise(400_000, 8192, tokens=400_000 * 10, growth_map=MAP)
+    assert "medium" in medium.nearest and not medium.growth_pays and medium.schedule(4) == "4@0"
+    assert "LOSE" in str(medium)
+
+
+def test_bad_sizes_are_refused():
+    with pytest.raises(ValueError, match="tokens=0"):
+        advise(1000, 257, tokens=0, growth_map=MAP)
+    with pytest.raises(ValueError, match="no measured cells"):
+        advise(1000, 257, tokens=10, growth_map={"cells": []})
+
+
+def test_the_shipped_map_covers_the_measured_vocabularies_and_advises_a_config():
+    shipped = load_growth_map()
+    vocabs = {c["vocab"] for c in shipped["cells"]}
+    assert {257, 8192} <= vocabs
+    for entry in shipped["cells"]:
+        assert entry["zero_gap_fixed"] is not None and entry["horizon"] > 0
+    config = tiny_config(0, vocab_size=8000, n_embd=32)
+    tokens = 30 * flops.non_embedding_parameters(config, 4)
+    advice = advise_run(config, 4, tokens)
+    assert advice.tokens_per_parameter == pytest.approx(30) and "vocabulary 8192" in advice.nearest
