@@ -456,7 +456,8 @@ def plot_curves(runs: dict[str, dict], cell: tuple, path: Path) -> None:
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for run in runs.values():
         job = run["job"]
-        if (job["size"], job["vocab"], job["horizon"], job["seed"]) != cell or job["optim"] != "muon_nsgd":
+        plain = job.get("lever", "none") == "none" and job.get("tau", TAU) == TAU and job["kind"] in KINDS
+        if (job["size"], job["vocab"], job["horizon"], job["seed"]) != cell or not plain or not _is_main_optimizer(job):
             continue
         steps = sorted(int(s) for s in run["eval_curve"])
         per_step = {int(s): f for s, f in run["flops_at_step"].items()}
@@ -480,7 +481,7 @@ def plot_curves(runs: dict[str, dict], cell: tuple, path: Path) -> None:
     ]
     fixed_final = fixed[0] if fixed else None
     if fixed_final:
-        axis.set_ylim(fixed_final * 0.97, fixed_final * 1.5)
+        axis.set_ylim(fixed_final * 0.97, fixed_final * 1.8)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()
@@ -488,11 +489,16 @@ def plot_curves(runs: dict[str, dict], cell: tuple, path: Path) -> None:
     plt.close(figure)
 
 
+def _is_main_optimizer(job: dict) -> bool:
+    """The map's optimizer: Muon-NSGD, row norm, lr 0.02."""
+    return job["optim"] == "muon_nsgd" and job["nsgd_norm"] == "row" and job["lr"] == 0.02
+
+
 def report(results: Path, curves: list[str]) -> None:
     runs = load(results)
     rows = cells(runs)
-    muon = averaged([r for r in rows if r["optim"] == "muon_nsgd" and r["nsgd_norm"] == "row" and r["lr"] == 0.02])
-    other = averaged([r for r in rows if not (r["optim"] == "muon_nsgd" and r["nsgd_norm"] == "row")])
+    muon = averaged([r for r in rows if _is_main_optimizer(r)])
+    other = averaged([r for r in rows if not _is_main_optimizer(r)])
     text = "## Muon-NSGD (row norm), lr 0.02\n\n" + table(muon)
     if other:
         text += "\n\n## Other optimizers\n\n" + table(other)
