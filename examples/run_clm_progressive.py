@@ -49,8 +49,13 @@ from hf_progressive.schedule import DepthSchedule
 
 logger = logging.getLogger(__name__)
 
-#: Depth schedule of a new model when --depth_schedule is not given (a loaded checkpoint then just trains on).
-DEFAULT_DEPTH_SCHEDULE = "0@0,6@0.8"
+#: Depth schedule (and init) of a new model when --depth_schedule is not given (a loaded checkpoint then just trains
+#: on). One block grown by copying: the better source in every cell of the growth map (README "When does growth pay
+#: off?"), and the one that can beat a fixed-depth run of the same FLOPs at short horizons.
+DEFAULT_DEPTH_SCHEDULE = "1@0,6@0.8"
+DEFAULT_GROWTH_INIT = "copy"
+#: A fixed-depth run of the demo's configuration and FLOPs, stored by the command it records (see --fixed_reference).
+DEMO_REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference", "demo_fixed_equal_flops.json")
 #: Training defaults of the embedded demo; every one can be overridden on the command line.
 DEMO_TRAINING_DEFAULTS = {
     "output_dir": "outputs/run_clm_progressive",
@@ -61,7 +66,6 @@ DEMO_TRAINING_DEFAULTS = {
     "weight_decay": 0.01,
     "lr_scheduler_type": "warmup_stable_decay",
     "warmup_steps": 0.02,
-    "growth_init": "random",
     "logging_steps": 50,
     "eval_strategy": "steps",
     "eval_steps": 250,
@@ -106,8 +110,29 @@ class DataTrainingArguments:
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenization."})
 
 
-def parse_arguments() -> tuple[ModelArguments, DataTrainingArguments, ProgressiveTrainingArguments]:
-    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, ProgressiveTrainingArguments))
+@dataclass
+class ComparisonArguments:
+    """A stored fixed-depth reference to print the run's result against (the run itself trains one model)."""
+
+    fixed_reference: str | None = field(
+        default=DEMO_REFERENCE,
+        metadata={
+            "help": "JSON written by --write_fixed_reference: a fixed-depth run of the same configuration. Its loss "
+            "is printed beside this run's when the configurations match. Default: the demo's stored reference."
+        },
+    )
+    write_fixed_reference: str | None = field(
+        default=None,
+        metadata={"help": "Write this run's configuration, final validation loss and FLOPs to this JSON file."},
+    )
+
+
+def parse_arguments() -> tuple[
+    ModelArguments, DataTrainingArguments, ProgressiveTrainingArguments, ComparisonArguments
+]:
+    parser = HfArgumentParser(
+        (ModelArguments, DataTrainingArguments, ProgressiveTrainingArguments, ComparisonArguments)
+    )
     if len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
         return parser.parse_json_file(json_file=os.path.abspath(sys.argv[1]))
     parser.set_defaults(**DEMO_TRAINING_DEFAULTS)
@@ -188,6 +213,7 @@ def build_model(model_args: ModelArguments, training_args: ProgressiveTrainingAr
         return AutoModelForCausalLM.from_pretrained(model_args.model_name_or_path)
     if training_args.depth_schedule is None:
         training_args.depth_schedule = DEFAULT_DEPTH_SCHEDULE
+        training_args.growth_init = training_args.growth_init or DEFAULT_GROWTH_INIT
     schedule = DepthSchedule(training_args.depth_schedule)
     config = ProgressiveGPT2Config(
         vocab_size=len(tokenizer),
@@ -250,14 +276,24 @@ def growth_outlook(trainer: ProgressiveTrainer, block_size: int) -> GrowthAdvice
     tokens *= args.world_size * block_size
     advice = advise_run(trainer.model.config, plan.schedule.final_depth, tokens)
     logger.info("%s", advice)
-    if not advice.growth_pays:
+    mine = next((o for o in advice.outlooks if o.source_depth == plan.schedule.initial_depth), None)
+    if mine is not None and mine.gap_equal_flops is not None and mine.gap_equal_flops >= 0:
+        best = advice.best
+        instead = (
+            f"grow from {best.source_depth} block(s) instead (--depth_schedule "
+            f"{advice.schedule(plan.schedule.final_depth)} --growth_init {best.init}), "
+            if best is not None and advice.growth_pays
+            else ""
+        )
         logger.warning(
             "At %.3g tokens per non-embedding parameter the growth map expects this schedule to end %s above the "
-            "fixed-depth run of the same steps and behind a fixed-depth run of the same FLOPs. Growth pays only with "
-            "more tokens per parameter and a large vocabulary (README 'When does growth pay off?'): raise "
-            "--max_steps, or train the full depth for fewer steps.",
+            "fixed-depth run of the same steps and %s behind a fixed-depth run of the same FLOPs. To change that: %s"
+            "train the full depth for fewer steps, or give growth more tokens per parameter and a larger vocabulary "
+            "(README 'When does growth pay off?').",
             advice.tokens_per_parameter,
-            _percent(advice.outlooks[0].gap_fixed if advice.outlooks else None),
+            _percent(mine.gap_fixed),
+            _percent(mine.gap_equal_flops),
+            instead,
         )
     return advice
 
@@ -294,8 +330,45 @@ def summarize(trainer: ProgressiveTrainer, train_metrics: dict, eval_metrics: di
     return "\n".join(lines)
 
 
+def reference_fingerprint(model_args, data_args, training_args, target_depth: int) -> dict:
+    """What must match for a stored fixed-depth run to be this run's reference."""
+    return {
+        "target_depth": target_depth,
+        "n_embd": model_args.n_embd,
+        "n_head": model_args.n_head,
+        "vocab_size": model_args.vocab_size,
+        "block_size": data_args.block_size,
+        "train_file": data_args.train_file,
+        "max_corpus_bytes": data_args.max_corpus_bytes if data_args.train_file is None else None,
+        "batch": training_args.per_device_train_batch_size
+        * training_args.gradient_accumulation_steps
+        * training_args.world_size,
+        "learning_rate": training_args.learning_rate,
+        "optim": training_args.optim,
+        "seed": training_args.seed,
+    }
+
+
+def compare_with_reference(path: str | None, fingerprint: dict, eval_loss: float, flops_spent: float) -> str | None:
+    """A line comparing this run with a stored fixed-depth run of the same configuration, if one matches."""
+    if not path or not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        reference = json.load(handle)
+    if reference.get("fingerprint") != fingerprint:
+        logger.info("The fixed-depth reference %s is of another configuration: no comparison.", path)
+        return None
+    loss, spent = reference["eval_loss"], reference["flops"]
+    verdict = "growth paid" if eval_loss < loss else "growth did NOT pay"
+    return (
+        f"fixed-depth reference: {fingerprint['target_depth']} blocks for {reference['max_steps']} steps, its own WSD, "
+        f"{spent:.3e} FLOPs ({spent / flops_spent:.0%} of this run's): final validation loss {loss:.4f} -> this run is "
+        f"{eval_loss / loss - 1:+.1%} against it: {verdict} at equal compute (reference from: {reference['command']})"
+    )
+
+
 def main() -> dict:
-    model_args, data_args, training_args = parse_arguments()
+    model_args, data_args, training_args, comparison_args = parse_arguments()
     logging.basicConfig(
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
         datefmt="%H:%M:%S",
@@ -350,6 +423,12 @@ def main() -> dict:
         trainer.create_model_card(**card)  # README.md in output_dir, ready for `hf upload`
 
     summary = {"train": train_metrics, "eval": eval_metrics, "growth_history": trainer.growth_history}
+    target_depth = trainer.growth_plan.schedule.final_depth if trainer.growth_plan else trainer.model.config.n_layer
+    fingerprint = reference_fingerprint(model_args, data_args, training_args, target_depth)
+    spent = train_metrics.get("flops", train_metrics.get("total_flos", 0.0))
+    comparison = compare_with_reference(comparison_args.fixed_reference, fingerprint, eval_metrics["eval_loss"], spent)
+    if comparison is not None:
+        summary["fixed_reference"] = comparison
     if outlook is not None:
         summary["growth_outlook"] = dataclasses.asdict(outlook)
     if trainer.is_world_process_zero():
@@ -362,9 +441,23 @@ def main() -> dict:
         with open(os.path.join(training_args.output_dir, "summary.json"), "w") as handle:
             json.dump(summary, handle, indent=2)
         print("\n" + summarize(trainer, train_metrics, eval_metrics, data_args.block_size))
+        if comparison is not None:
+            print(comparison)
         if outlook is not None:
-            print("what to expect against fixed depth (this run does not train the fixed-depth model):")
+            print("what the growth map expects against fixed depth (this run trains only the progressive model):")
             print(str(outlook))
+        if comparison_args.write_fixed_reference:
+            reference = {
+                "command": "python examples/run_clm_progressive.py " + " ".join(sys.argv[1:]),
+                "fingerprint": fingerprint,
+                "max_steps": training_args.max_steps,
+                "eval_loss": eval_metrics["eval_loss"],
+                "flops": spent,
+            }
+            os.makedirs(os.path.dirname(os.path.abspath(comparison_args.write_fixed_reference)), exist_ok=True)
+            with open(comparison_args.write_fixed_reference, "w", encoding="utf-8") as handle:
+                json.dump(reference, handle, indent=2)
+            print(f"fixed-depth reference written to {comparison_args.write_fixed_reference}")
         print(
             f"model and model card saved to {training_args.output_dir}"
             + (f"; loss plot: {summary['plot']}" if "plot" in summary else "")

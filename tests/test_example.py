@@ -33,7 +33,7 @@ def run(command, cwd):
     return result.stdout
 
 
-def check_output(output_dir, stdout, depth):
+def check_output(output_dir, stdout, depth, source=0):
     summary = json.loads((output_dir / "summary.json").read_text())
     assert [g["step"] for g in summary["growth_history"]] == [24]  # 0.8 * 30
     assert summary["eval"]["eval_loss"] > 0 and 0 < summary["train"]["compute_saved"] < 1
@@ -43,20 +43,39 @@ def check_output(output_dir, stdout, depth):
     assert (output_dir / "training_curves.png").stat().st_size > 10_000
     assert "(training_curves.png)" in (output_dir / "README.md").read_text()  # the model card shows it
     assert (output_dir / "tokenizer.json").exists()
-    assert "final validation loss:" in stdout and f"growth at step 24: 0 -> {depth} blocks" in stdout
+    assert "final validation loss:" in stdout and f"growth at step 24: {source} -> {depth} blocks" in stdout
     assert "compute saved vs fixed depth" in stdout
     # What the growth map expects of this (far too short) run, and a warning before training that growth loses here.
-    assert "what to expect against fixed depth" in stdout and "Growth map:" in stdout
+    assert "what the growth map expects against fixed depth" in stdout and "Growth map:" in stdout
     assert summary["growth_outlook"]["tokens_per_parameter"] > 0
-    assert "the growth map expects this schedule" in stdout
+    if source == 0:  # the map expects 0 -> L to lose to a fixed run of equal FLOPs, and says so before training
+        assert "the growth map expects this schedule" in stdout and "grow from 1 block(s) instead" in stdout
 
 
 @pytest.mark.slow
 def test_embedded_default_corpus_then_keep_growing(tmp_path):
     output_dir = tmp_path / "out"
     common = [sys.executable, str(EXAMPLE), *QUICK, "--max_corpus_bytes", "400000"]
-    stdout = run([*common, "--output_dir", str(output_dir)], cwd=tmp_path)  # the default schedule, 0@0,6@0.8
-    check_output(output_dir, stdout, depth=6)
+    # A fixed-depth reference of the same configuration with fewer steps, stored as README's demo reference is.
+    reference = tmp_path / "reference.json"
+    fixed = ["--depth_schedule", "6@0", "--max_steps", "12", "--write_fixed_reference", str(reference)]
+    run([*common, *fixed, "--output_dir", str(tmp_path / "fixed")], cwd=tmp_path)
+    stored = json.loads(reference.read_text())
+    assert stored["max_steps"] == 12 and stored["fingerprint"]["target_depth"] == 6 and stored["eval_loss"] > 0
+
+    # The default schedule, 1@0,6@0.8 with copy, compared with the reference.
+    stdout = run([*common, "--output_dir", str(output_dir), "--fixed_reference", str(reference)], cwd=tmp_path)
+    check_output(output_dir, stdout, depth=6, source=1)
+    summary = json.loads((output_dir / "summary.json").read_text())
+    assert summary["growth_history"][0]["init"] == "copy"
+    assert "fixed-depth reference: 6 blocks for 12 steps" in stdout and "at equal compute" in stdout
+    assert summary["fixed_reference"].startswith("fixed-depth reference")
+    # Another configuration (here another seed) is not compared with it.
+    other = run(
+        [*common, "--output_dir", str(tmp_path / "other"), "--fixed_reference", str(reference), "--seed", "1"],
+        cwd=tmp_path,
+    )
+    assert "fixed-depth reference:" not in other
 
     # Keep growing the grown checkpoint, as the README shows: 6 -> 8 blocks.
     deeper = tmp_path / "deeper"
@@ -64,7 +83,7 @@ def test_embedded_default_corpus_then_keep_growing(tmp_path):
     stdout = run([*common, *continued, "--output_dir", str(deeper)], cwd=tmp_path)
     config = json.loads((deeper / "config.json").read_text())
     assert config["n_layer"] == 8
-    assert [(g["from_depth"], g["to_depth"]) for g in config["progressive"]["growth_history"]] == [(0, 6), (6, 8)]
+    assert [(g["from_depth"], g["to_depth"]) for g in config["progressive"]["growth_history"]] == [(1, 6), (6, 8)]
     assert "growth at step 5: 6 -> 8 blocks" in stdout
 
     # Fine-tuning the grown checkpoint without a schedule trains it at its depth and keeps its lineage.
