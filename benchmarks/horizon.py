@@ -64,6 +64,8 @@ LEVERS = {
     "residual_0.1": {"growth_residual_scale": 0.1},
     "residual_0": {"growth_residual_scale": 0.0},
     "state_copy": {"new_params_optimizer_state": "copy"},
+    # A function-preserving start whose new blocks then open gradually: identity blocks, their LR warmed up.
+    "residual_0_warmup": {"growth_residual_scale": 0.0, "growth_lr_warmup_steps": 0.05},
 }
 TAU = 0.8
 CONTEXT, BATCH = 64, 32
