@@ -491,6 +491,54 @@ def plot_curves(runs: dict[str, dict], cell: tuple, path: Path) -> None:
     plt.close(figure)
 
 
+def plot_pareto(runs: dict[str, dict], cell: tuple, path: Path) -> None:
+    """Final validation loss against total FLOPs of every source depth in one cell, beside the fixed-depth runs of
+    different lengths (fixed, equal-FLOPs, control): what each FLOP budget buys (claim 8)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    size, vocab, horizon, seed = cell
+    mine = [
+        r
+        for r in runs.values()
+        if (r["job"]["size"], r["job"]["vocab"], r["job"]["horizon"], r["job"]["seed"]) == cell
+        and _is_main_optimizer(r["job"])
+        and r["job"].get("lever", "none") == "none"
+        and r["job"].get("tau", TAU) == TAU
+    ]
+    if not mine:
+        return
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    fixed = sorted((r["flops"], r["final_losses"]["validation"]) for r in mine if Job(**r["job"]).source_depth is None)
+    axis.plot(*zip(*fixed), marker="o", color="black", label="fixed depth, own WSD (control, equal-FLOPs, full)")
+    for run in sorted(mine, key=lambda r: r["flops"]):
+        job = Job(**run["job"])
+        if job.source_depth is None:
+            continue
+        label = f"{job.source_depth}→{job.depth} {job.init}"
+        axis.scatter(run["flops"], run["final_losses"]["validation"], marker="s", zorder=3)
+        axis.annotate(
+            label,
+            (run["flops"], run["final_losses"]["validation"]),
+            fontsize=7,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
+    axis.set(
+        xscale="log",
+        xlabel="training FLOPs (LM head and attention included)",
+        ylabel="final validation loss",
+        title=f"{size}, vocabulary {vocab}, {horizon:g} tokens/param: loss vs compute (growth at 0.8T)",
+    )
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
 def _is_main_optimizer(job: dict) -> bool:
     """The map's optimizer: Muon-NSGD, row norm, lr 0.02."""
     return job["optim"] == "muon_nsgd" and job["nsgd_norm"] == "row" and job["lr"] == 0.02
@@ -511,7 +559,9 @@ def report(results: Path, curves: list[str]) -> None:
     plot_gaps(muon, results / "gaps.png")
     for spec in curves:
         size, vocab, horizon = spec.split(":")
-        plot_curves(runs, (size, int(vocab), float(horizon), 0), results / f"curves-{size}-v{vocab}-h{horizon}.png")
+        cell = (size, int(vocab), float(horizon), 0)
+        plot_curves(runs, cell, results / f"curves-{size}-v{vocab}-h{horizon}.png")
+        plot_pareto(runs, cell, results / f"pareto-{size}-v{vocab}-h{horizon}.png")
     # The table the package's advice reads (hf_progressive.advice): one entry per measured cell.
     keep = ("size", "vocab", "horizon", "embedding_share", "seeds", "fixed")
     keep += tuple(f"{s}_{k}" for s in ("zero", "one") for k in ("gap_fixed", "gap_equal", "gap_control", "flops_ratio"))
