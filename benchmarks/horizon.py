@@ -513,19 +513,17 @@ def plot_pareto(runs: dict[str, dict], cell: tuple, path: Path) -> None:
     figure, axis = plt.subplots(figsize=(7, 4.5))
     fixed = sorted((r["flops"], r["final_losses"]["validation"]) for r in mine if Job(**r["job"]).source_depth is None)
     axis.plot(*zip(*fixed), marker="o", color="black", label="fixed depth, own WSD (control, equal-FLOPs, full)")
-    for run in sorted(mine, key=lambda r: r["flops"]):
+    labelled: dict[float, int] = {}  # runs of equal FLOPs (2 -> L with three inits) get stacked labels
+    for run in sorted(mine, key=lambda r: r["final_losses"]["validation"]):
         job = Job(**run["job"])
         if job.source_depth is None:
             continue
-        label = f"{job.source_depth}→{job.depth} {job.init}"
-        axis.scatter(run["flops"], run["final_losses"]["validation"], marker="s", zorder=3)
-        axis.annotate(
-            label,
-            (run["flops"], run["final_losses"]["validation"]),
-            fontsize=7,
-            xytext=(4, 4),
-            textcoords="offset points",
-        )
+        point = (run["flops"], run["final_losses"]["validation"])
+        axis.scatter(*point, marker="s", zorder=3)
+        shift = labelled.get(round(run["flops"], -6), 0)
+        labelled[round(run["flops"], -6)] = shift + 1
+        label = f"{job.source_depth}→{job.depth} {job.init}: {point[1]:.3f}"
+        axis.annotate(label, point, fontsize=7, xytext=(6, -10 - 9 * shift), textcoords="offset points")
     axis.set(
         xscale="log",
         xlabel="training FLOPs (LM head and attention included)",
