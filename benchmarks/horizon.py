@@ -328,8 +328,9 @@ def averaged(rows: list[dict]) -> list[dict]:
                 values = [r[name] for r in group if r.get(name) is not None]
                 row[name] = statistics.mean(values) if values else None
         row["seeds"] = len(group)
-        gaps = [r["zero_gap_fixed"] for r in group if r.get("zero_gap_fixed") is not None]
-        row["zero_gap_spread"] = max(gaps) - min(gaps) if len(gaps) > 1 else 0.0
+        for source in ("zero", "one"):
+            gaps = [r[f"{source}_gap_fixed"] for r in group if r.get(f"{source}_gap_fixed") is not None]
+            row[f"{source}_gap_spread"] = max(gaps) - min(gaps) if len(gaps) > 1 else 0.0
         merged.append(row)
     return merged
 
@@ -347,20 +348,27 @@ def optimizer_name(row: dict) -> str:
 def table(rows: list[dict]) -> str:
     lines = [
         "| size | vocab | tokens/param | optimizer | steps | emb. share | fixed val (train) | 0→L gap: fixed / "
-        "equal-FLOPs / control | 1→L copy gap: fixed / equal-FLOPs / control | FLOPs ratio 0→L (non-emb) | "
-        "time ratio 0→L | seeds |",
+        "equal-FLOPs / control | 1→L copy gap: fixed / equal-FLOPs / control | FLOPs ratio 0→L / 1→L "
+        "(non-emb) | time ratio 0→L / 1→L | seeds |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def gaps(row: dict, source: str) -> str:
+        spread = row.get(f"{source}_gap_spread") or 0.0
+        first = percent(row.get(f"{source}_gap_fixed")) + (f" ±{spread / 2:.1%}" if spread else "")
+        return " / ".join([first] + [percent(row.get(f"{source}_gap_{k}")) for k in ("equal", "control")])
+
+    def pair(row: dict, name: str) -> str:
+        values = [row.get(f"{source}_{name}") for source in ("zero", "one")]
+        return " / ".join("—" if v is None else f"{v:.2f}" for v in values)
+
     for r in rows:
         fixed = f"{r['fixed']:.3f} ({r['fixed_train']:.3f})"
-        zero = " / ".join(percent(r.get(f"zero_gap_{k}")) for k in ("fixed", "equal", "control"))
-        one = " / ".join(percent(r.get(f"one_gap_{k}")) for k in ("fixed", "equal", "control"))
-        ratio = f"{r['zero_flops_ratio']:.2f} ({r['zero_nonemb_ratio']:.2f})" if r.get("zero_flops_ratio") else "—"
-        time_ratio = f"{r['zero_time_ratio']:.2f}" if r.get("zero_time_ratio") else "—"
+        nonemb = f" ({r['zero_nonemb_ratio']:.2f} / {r['one_nonemb_ratio']:.2f})" if r.get("one_nonemb_ratio") else ""
         lines.append(
             f"| {r['size']} | {r['vocab']} | {r['horizon']:g} | {optimizer_name(r)} | {r['steps']} | "
-            f"{r['embedding_share']:.0%} | {fixed} | "
-            f"{zero} | {one} | {ratio} | {time_ratio} | {r.get('seeds', 1)} |"
+            f"{r['embedding_share']:.0%} | {fixed} | {gaps(r, 'zero')} | {gaps(r, 'one')} | "
+            f"{pair(r, 'flops_ratio')}{nonemb} | {pair(r, 'time_ratio')} | {r.get('seeds', 1)} |"
         )
     return "\n".join(lines)
 
