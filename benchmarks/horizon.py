@@ -550,7 +550,19 @@ def _is_main_optimizer(job: dict) -> bool:
     return job["optim"] == "muon_nsgd" and job["nsgd_norm"] == "row" and job["lr"] == 0.02
 
 
-def report(results: Path, curves: list[str]) -> None:
+def update_readme(path: Path, blocks: dict[str, str]) -> None:
+    """Replace what stands between ``<!-- horizon:NAME -->`` and ``<!-- /horizon:NAME -->`` by ``blocks[NAME]``."""
+    text = path.read_text()
+    for name, block in blocks.items():
+        start, end = f"<!-- horizon:{name} -->", f"<!-- /horizon:{name} -->"
+        if start not in text or end not in text:
+            raise ValueError(f"{path} has no {start} ... {end} markers")
+        head, rest = text.split(start, 1)
+        text = head + start + "\n" + block + "\n" + end + rest.split(end, 1)[1]
+    path.write_text(text)
+
+
+def report(results: Path, curves: list[str], readme: Path | None = None) -> None:
     runs = load(results)
     rows = cells(runs)
     muon = averaged([r for r in rows if _is_main_optimizer(r)])
@@ -558,7 +570,10 @@ def report(results: Path, curves: list[str]) -> None:
     text = "## Muon-NSGD (row norm), lr 0.02\n\n" + table(muon)
     if other:
         text += "\n\n## Other optimizers\n\n" + table(other)
-    text += "\n\n## Levers, growth steps and k-layer sources\n\n" + variants_table(runs)
+    variants = variants_table(runs)
+    text += "\n\n## Levers, growth steps and k-layer sources\n\n" + variants
+    if readme is not None:
+        update_readme(readme, {"map": table(muon), "other": table(other), "levers": variants})
     print(text)
     (results / "summary.md").write_text(text + "\n")
     (results / "summary.json").write_text(json.dumps({"muon_nsgd_row": muon, "other": other}, indent=1))
@@ -603,9 +618,10 @@ def main() -> None:
     parser.add_argument("--dry_run", action="store_true", help="list the runs (and their steps) without training")
     parser.add_argument("--report", action="store_true", help="train nothing: tables, figures and the growth map")
     parser.add_argument("--curves", nargs="*", default=[], help="cells to plot against FLOPs, as size:vocab:horizon")
+    parser.add_argument("--readme", type=Path, help="with --report: rewrite the tables between horizon markers here")
     arguments = parser.parse_args()
     if arguments.report:
-        report(arguments.results, arguments.curves)
+        report(arguments.results, arguments.curves, arguments.readme)
         return
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
     jobs = [
