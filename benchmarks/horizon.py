@@ -148,13 +148,18 @@ class Job:
         return T
 
 
-def corpus_tokens(vocab: int) -> tuple[torch.Tensor, torch.Tensor]:
+#: The whole standard library by default; tests take less (--corpus_bytes).
+CORPUS_BYTES = 10**9
+
+
+def corpus_tokens(vocab: int, cache: Path = CACHE) -> tuple[torch.Tensor, torch.Tensor]:
     """Train and validation token streams of the stdlib corpus under a byte-level BPE of ``vocab`` (cached)."""
-    path = CACHE / f"stdlib-bpe{vocab}.pt"
+    size = "" if CORPUS_BYTES == 10**9 else f"-{CORPUS_BYTES}"
+    path = cache / f"stdlib-bpe{vocab}{size}.pt"
     if path.exists():
         cached = torch.load(path)
         return cached["train"], cached["validation"]
-    train_docs, validation_docs = split_documents(python_stdlib_corpus(max_bytes=10**9), 0.05)
+    train_docs, validation_docs = split_documents(python_stdlib_corpus(max_bytes=CORPUS_BYTES), 0.05)
     tokenizer = train_byte_level_bpe(train_docs, vocab_size=vocab)
     if len(tokenizer) != vocab:
         raise RuntimeError(f"the BPE has {len(tokenizer)} tokens, not {vocab}")
@@ -167,7 +172,7 @@ def corpus_tokens(vocab: int) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.tensor(ids, dtype=torch.long)
 
     tokens = {"train": stream(train_docs), "validation": stream(validation_docs)}
-    CACHE.mkdir(parents=True, exist_ok=True)
+    cache.mkdir(parents=True, exist_ok=True)
     scratch = path.with_suffix(f".{os.getpid()}.tmp")
     torch.save(tokens, scratch)
     os.replace(scratch, path)
@@ -207,6 +212,7 @@ def run_job(job: Job) -> dict:
         non_embedding_parameters=flops.non_embedding_parameters(config, job.depth),
         embedding_parameters=flops.embedding_parameters(config),
         train_tokens_available=len(train_tokens),
+        corpus_bytes=CORPUS_BYTES,
         epochs=settings.steps * BATCH * CONTEXT / len(train_tokens),
     )
     return result
@@ -603,6 +609,7 @@ def _non_embedding(row: dict) -> int:
 
 
 def main() -> None:
+    global CORPUS_BYTES
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["small"], choices=sorted(SIZES))
     parser.add_argument("--vocabs", nargs="+", type=int, default=[257, 8192])
@@ -618,11 +625,13 @@ def main() -> None:
     parser.add_argument("--dry_run", action="store_true", help="list the runs (and their steps) without training")
     parser.add_argument("--report", action="store_true", help="train nothing: tables, figures and the growth map")
     parser.add_argument("--curves", nargs="*", default=[], help="cells to plot against FLOPs, as size:vocab:horizon")
+    parser.add_argument("--corpus_bytes", type=int, default=CORPUS_BYTES, help="stdlib bytes to use (tests)")
     parser.add_argument("--readme", type=Path, help="with --report: rewrite the tables between horizon markers here")
     arguments = parser.parse_args()
     if arguments.report:
         report(arguments.results, arguments.curves, arguments.readme)
         return
+    CORPUS_BYTES = arguments.corpus_bytes
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
     jobs = [
         Job(

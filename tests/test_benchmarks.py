@@ -83,3 +83,48 @@ def test_calibration_prints_a_growth_step(tmp_path):
         cwd=tmp_path,
     )
     assert "t_mix = " in stdout and "--depth_schedule 1@0,6@" in stdout
+
+
+def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
+    results = tmp_path / "map"
+    arguments = ["--vocabs", "257", "--horizons", "1", "--corpus_bytes", "300000", "--results", str(results)]
+    first = run("horizon.py", *arguments, cwd=tmp_path)
+    runs = {p.stem.split("-")[3]: json.loads(p.read_text()) for p in results.glob("*.json")}
+    assert set(runs) == {"fixed", "zero", "one", "control", "equal_zero", "equal_one"}
+    full = runs["fixed"]["full_steps"]
+    # 0.8T at depth 0 (1) plus 0.2T at depth 4: the equal-FLOPs runs train as many steps as those FLOPs buy.
+    assert runs["control"]["settings"]["steps"] == full - round(0.8 * full)
+    assert runs["equal_zero"]["settings"]["steps"] == round(full * runs["zero"]["ratios"]["forward_flops"])
+    assert runs["equal_one"]["settings"]["steps"] == round(full * runs["one"]["ratios"]["forward_flops"])
+    assert runs["one"]["growth"][0]["init"] == "copy" and runs["zero"]["growth"][0]["from_depth"] == 0
+    assert all(set(r["final_losses"]) == {"validation", "train"} for r in runs.values())
+    assert first.count("steps, val") == 6
+
+    again = run("horizon.py", *arguments, cwd=tmp_path)  # every run exists: nothing is trained again
+    assert "steps, val" not in again
+
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "x\n<!-- horizon:map -->\nold\n<!-- /horizon:map -->\n<!-- horizon:other -->\n"
+        "<!-- /horizon:other -->\n<!-- horizon:levers -->\n<!-- /horizon:levers -->\ny\n"
+    )
+    run(
+        "horizon.py",
+        "--report",
+        "--results",
+        str(results),
+        "--curves",
+        "small:257:1",
+        "--readme",
+        str(readme),
+        cwd=tmp_path,
+    )
+    text = readme.read_text()
+    fixed = runs["fixed"]["final_losses"]["validation"]
+    gap = runs["zero"]["final_losses"]["validation"] / fixed - 1
+    assert "old" not in text and f"| small | 257 | 1 | Muon-NSGD row 0.02 | {full} |" in text
+    assert f"{gap:+.1%}" in text and text.startswith("x\n") and text.endswith("y\n")
+    growth_map = json.loads((results / "growth_map.json").read_text())
+    assert growth_map["cells"][0]["zero_gap_fixed"] == pytest.approx(gap)
+    for figure in ("gaps.png", "curves-small-v257-h1.png", "pareto-small-v257-h1.png"):
+        assert (results / figure).stat().st_size > 10_000
