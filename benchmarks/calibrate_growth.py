@@ -51,7 +51,7 @@ def main() -> None:
     if arguments.advise:
         config = GPT2Config(n_embd=arguments.width, vocab_size=arguments.vocab, n_positions=arguments.context)
         tokens = arguments.steps * arguments.batch * arguments.context
-        advice = advise_run(config, arguments.depth, tokens)
+        advice = advise_run(config, arguments.depth, tokens, arguments.context)
         print(advice)
         print(f"recommended: --depth_schedule {advice.schedule(arguments.depth)}")
         return

@@ -276,7 +276,7 @@ def growth_outlook(trainer: ProgressiveTrainer, block_size: int) -> GrowthAdvice
     args = trainer.args
     tokens = args.max_steps * args.per_device_train_batch_size * args.gradient_accumulation_steps
     tokens *= args.world_size * block_size
-    advice = advise_run(trainer.model.config, plan.schedule.final_depth, tokens)
+    advice = advise_run(trainer.model.config, plan.schedule.final_depth, tokens, block_size)
     logger.info("%s", advice)
     mine = next((o for o in advice.outlooks if o.source_depth == plan.schedule.initial_depth), None)
     if mine is not None and mine.gap_equal_flops is not None and mine.gap_equal_flops >= 0:

@@ -156,11 +156,19 @@ def advise(
     )
 
 
-def advise_run(config, target_depth: int, tokens: float) -> GrowthAdvice:
-    """:func:`advise` for a GPT-2 config growing to ``target_depth`` blocks on ``tokens`` training tokens."""
-    from .flops import non_embedding_parameters
+def advise_run(config, target_depth: int, tokens: float, context_length: int | None = None) -> GrowthAdvice:
+    """:func:`advise` for a GPT-2 config growing to ``target_depth`` blocks on ``tokens`` training tokens.
 
-    return advise(non_embedding_parameters(config, target_depth), config.vocab_size, tokens)
+    The FLOP ratios are this model's own (its LM head, width and depth), not the measured cell's.
+    """
+    from .flops import non_embedding_parameters, schedule_compute_ratios
+    from .schedule import DepthSchedule
+
+    advice = advise(non_embedding_parameters(config, target_depth), config.vocab_size, tokens)
+    for outlook in advice.outlooks:
+        schedule = DepthSchedule(f"{outlook.source_depth}@0,{target_depth}@0.8")
+        outlook.flops_ratio = schedule_compute_ratios(config, schedule, 1000, context_length).forward_flops
+    return advice
 
 
 @cache

@@ -77,3 +77,6 @@ def test_the_shipped_map_covers_the_measured_vocabularies_and_advises_a_config()
     tokens = 30 * flops.non_embedding_parameters(config, 4)
     advice = advise_run(config, 4, tokens)
     assert advice.tokens_per_parameter == pytest.approx(30) and "vocabulary 8192" in advice.nearest
+    # FLOP ratios are the config's own: 0.8 of the steps at the zero-layer cost, 0.2 at full depth.
+    zero_layer, full = (flops.forward_flops_per_token(config, depth, config.n_positions) for depth in (0, 4))
+    assert advice.outlooks[0].flops_ratio == pytest.approx(0.8 * zero_layer / full + 0.2)
