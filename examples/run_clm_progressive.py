@@ -335,6 +335,7 @@ def summarize(trainer: ProgressiveTrainer, train_metrics: dict, eval_metrics: di
 def reference_fingerprint(model_args, data_args, training_args, target_depth: int) -> dict:
     """What must match for a stored fixed-depth run to be this run's reference."""
     return {
+        "model_name_or_path": model_args.model_name_or_path,
         "target_depth": target_depth,
         "n_embd": model_args.n_embd,
         "n_head": model_args.n_head,
