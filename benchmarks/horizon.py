@@ -271,10 +271,9 @@ def cells(runs: dict[str, dict]) -> list[dict]:
     by_cell: dict[tuple, dict[str, dict]] = {}
     for run in runs.values():
         job = run["job"]
-        if job.get("lever", "none") != "none" or job.get("tau", TAU) != TAU or job["kind"] not in KINDS:
+        if not _is_plain(job) or job["kind"] not in KINDS:
             continue  # levers, other growth steps and k-layer sources have tables of their own
-        key = (job["size"], job["vocab"], job["horizon"], job["optim"], job["lr"], job["nsgd_norm"], job["seed"])
-        by_cell.setdefault(key, {})[job["kind"]] = run
+        by_cell.setdefault(_cell_key(job), {})[job["kind"]] = run
     rows = []
     for (size, vocab, horizon, optim, lr, norm, seed), kinds in sorted(by_cell.items()):
         if "fixed" not in kinds:
@@ -384,7 +383,7 @@ def variants_table(runs: dict[str, dict]) -> str:
     plain: dict[tuple, dict] = {}
     for run in runs.values():
         job = run["job"]
-        if job.get("lever", "none") == "none" and job.get("tau", TAU) == TAU:
+        if _is_plain(job):
             plain[_cell_key(job) + (job["kind"],)] = run
     lines = [
         "| cell | run | lever | τ | final val loss (train) | gap vs fixed | plain run's gap | FLOPs ratio |",
@@ -410,6 +409,11 @@ def variants_table(runs: dict[str, dict]) -> str:
             f"{run['ratios']['forward_flops']:.2f} |"
         )
     return "\n".join(lines)
+
+
+def _is_plain(job: dict) -> bool:
+    """A run of the paper's recipe: no lever, growth at 0.8T (results written before levers existed count too)."""
+    return job.get("lever", "none") == "none" and job.get("tau", TAU) == TAU
 
 
 def _cell_key(job: dict) -> tuple:
@@ -472,7 +476,7 @@ def plot_curves(runs: dict[str, dict], cell: tuple, path: Path) -> None:
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for run in runs.values():
         job = run["job"]
-        plain = job.get("lever", "none") == "none" and job.get("tau", TAU) == TAU and job["kind"] in KINDS
+        plain = _is_plain(job) and job["kind"] in KINDS
         if (job["size"], job["vocab"], job["horizon"], job["seed"]) != cell or not plain or not _is_main_optimizer(job):
             continue
         steps = sorted(int(s) for s in run["eval_curve"])
@@ -519,8 +523,7 @@ def plot_pareto(runs: dict[str, dict], cell: tuple, path: Path) -> None:
         for r in runs.values()
         if (r["job"]["size"], r["job"]["vocab"], r["job"]["horizon"], r["job"]["seed"]) == cell
         and _is_main_optimizer(r["job"])
-        and r["job"].get("lever", "none") == "none"
-        and r["job"].get("tau", TAU) == TAU
+        and _is_plain(r["job"])
     ]
     if not mine:
         return
