@@ -34,6 +34,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainerCallback, 
 from transformers.trainer_callback import PrinterCallback
 
 from hf_progressive import ProgressiveTrainer, ProgressiveTrainingArguments
+from hf_progressive.threads import configure_torch_threads
 
 TARGET_DEPTH = 6
 UNTIMED_STEPS = 5
@@ -98,7 +99,7 @@ def run(kind: str, depth: int, options: argparse.Namespace, data, vocab_size: in
 
 
 def measure(options: argparse.Namespace) -> None:
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) // int(os.environ.get("WORLD_SIZE", "1"))))
+    configure_torch_threads(int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1"))))
     train, _, vocab_size = load_characters(options.data)
     data = RandomWindows(train, options.context, options.steps * options.batch * 2, seed=0)
     results = {}

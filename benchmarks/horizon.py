@@ -43,6 +43,7 @@ from transformers import GPT2Config
 
 from hf_progressive import DepthSchedule, flops
 from hf_progressive.data import END_OF_TEXT, python_stdlib_corpus, split_documents, train_byte_level_bpe
+from hf_progressive.threads import configure_torch_threads
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs" / "benchmarks" / "horizon"
@@ -635,7 +636,7 @@ def main() -> None:
         report(arguments.results, arguments.curves, arguments.readme)
         return
     CORPUS_BYTES = arguments.corpus_bytes
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
+    configure_torch_threads()  # OMP_NUM_THREADS when set, else the cores other work leaves free
     jobs = [
         Job(
             size,

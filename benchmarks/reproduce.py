@@ -23,12 +23,12 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
 from runs import RunSpec, Settings, train_one
 from shakespeare import DEFAULT_PATH, Blocks, RandomWindows, bigram_cross_entropy, load_characters
 from tqdm.auto import tqdm
 
 from hf_progressive.calibration import mixing_time
+from hf_progressive.threads import configure_torch_threads
 
 
 def full_runs(tau: float = 0.8) -> list[RunSpec]:
@@ -170,7 +170,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results"))
     arguments = parser.parse_args()
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    configure_torch_threads()  # OMP_NUM_THREADS when set, else the cores other work leaves free
     steps = 300 if arguments.quick else arguments.steps
     specs = QUICK_RUNS if arguments.quick else full_runs(arguments.tau)
     if arguments.only:

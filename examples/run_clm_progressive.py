@@ -1,31 +1,37 @@
 #!/usr/bin/env python
-"""Causal language modelling with progressive depth growth: a GPT-2 trains from zero blocks and grows to full
-depth late in a warmup-stable-decay schedule.
+"""Causal language modelling with progressive depth growth: a GPT-2 trains with one block (or zero) and grows to
+full depth late in a warmup-stable-decay schedule.
 
 Shaped like transformers' ``examples/pytorch/language-modeling/run_clm.py``: ``HfArgumentParser`` over model,
 data and training arguments, ``datasets`` for text, ``Trainer`` for the loop.
 
     python examples/run_clm_progressive.py                      # offline default: the Python stdlib as corpus
-    accelerate launch examples/run_clm_progressive.py --train_file my.txt --depth_schedule 0@0,12@0.8
+    accelerate launch examples/run_clm_progressive.py --train_file my.txt --depth_schedule 0@0,12@0.8 --output_dir a
     accelerate launch --config_file examples/accelerate/ddp_2_processes.yaml examples/run_clm_progressive.py  # DDP
     python examples/run_clm_progressive.py args.json            # all arguments from a JSON file
-    python examples/run_clm_progressive.py --save_strategy steps --save_steps 250 --resume_from_checkpoint last
-    python examples/run_clm_progressive.py --push_to_hub --hub_model_id me/grown-gpt2   # model, metadata, card
+    python examples/run_clm_progressive.py --save_strategy steps --output_dir b --resume_from_checkpoint last
+    python examples/run_clm_progressive.py --push_to_hub --hub_model_id me/grown-gpt2 --output_dir c  # pushed last
 
 With no arguments, it trains on the embedded default: the source of the Python standard library (a real code
 corpus on every machine), a byte-level BPE tokenizer of 1,024 tokens trained on it, and a GPT-2 of width 128
 growing from 1 to 6 blocks (copying the trained block) at 80% of 2,000 steps. About 5 minutes on 2 CPU cores. It
 prints its result beside a stored fixed-depth run of the same configuration and FLOPs, and what the measured growth
 map expects at its horizon (README "When does growth pay off?").
+
+It never writes over a folder that holds a model, checkpoints or results unless told (--overwrite_output_dir, or a
+resume), never into the folder it loads --model_name_or_path from, and fails before training, in one line, on bad
+input (README "Reliability").
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import logging
 import math
 import os
+import shutil
 import sys
 from dataclasses import dataclass, field
 from itertools import chain
@@ -42,12 +48,20 @@ from transformers import (
     set_seed,
 )
 
-from hf_progressive import ProgressiveGPT2Config, ProgressiveTrainer, ProgressiveTrainingArguments, flops
+from hf_progressive import (
+    ProgressiveGPT2Config,
+    ProgressiveTrainer,
+    ProgressiveTrainingArguments,
+    flops,
+    progressive_metadata,
+)
 from hf_progressive.advice import GrowthAdvice, advise_run
-from hf_progressive.checkpointing import last_complete_checkpoint
+from hf_progressive.checkpointing import checkpoint_problem, last_complete_checkpoint, weights_problem
 from hf_progressive.data import python_stdlib_corpus, split_documents, train_byte_level_bpe
-from hf_progressive.hub import PLOT_NAME
+from hf_progressive.hub import PLOT_NAME, HubPushError, is_hub_id
+from hf_progressive.outputs import check_output_dir
 from hf_progressive.schedule import DepthSchedule
+from hf_progressive.threads import configure_torch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -135,18 +149,27 @@ def parse_arguments() -> tuple[
     parser = HfArgumentParser(
         (ModelArguments, DataTrainingArguments, ProgressiveTrainingArguments, ComparisonArguments)
     )
-    if len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
-        return parser.parse_json_file(json_file=os.path.abspath(sys.argv[1]))
-    parser.set_defaults(**DEMO_TRAINING_DEFAULTS)
+    defaults = dict(DEMO_TRAINING_DEFAULTS)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
         # Several processes on a machine without GPUs: data parallel over CPU processes (gloo). accelerate forms
         # that process group only when told to use the CPU.
-        parser.set_defaults(use_cpu=True)
+        defaults["use_cpu"] = True
+    if len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
+        # A JSON file overrides the same demo defaults the command line does (parse_json_file alone would drop them).
+        with open(os.path.abspath(sys.argv[1]), encoding="utf-8") as handle:
+            given = json.load(handle)
+        return parser.parse_dict({**defaults, **given})
+    parser.set_defaults(**defaults)
     return parser.parse_args_into_dataclasses()
 
 
 def load_raw_datasets(data_args: DataTrainingArguments) -> DatasetDict:
-    """Text datasets with one column, ``text``."""
+    """Text datasets with one column, ``text``.
+
+    Raises:
+        ValueError: naming the file and the fix, for a missing, empty or binary file, a file of another format, a
+            table without the text column, or too little text to hold out a validation split.
+    """
     if data_args.train_file is None:
         if data_args.validation_file is not None:
             raise ValueError("--validation_file needs --train_file.")
@@ -164,40 +187,105 @@ def load_raw_datasets(data_args: DataTrainingArguments) -> DatasetDict:
     builder = {"txt": "text", "jsonl": "json"}.get(extension, extension)
     if builder not in ("text", "json", "csv"):
         raise ValueError(f"--train_file '{data_args.train_file}' must be a .txt, .json, .jsonl or .csv file.")
-    raw = load_dataset(builder, data_files=files)
+    for split, path in files.items():
+        check_text_file(path, f"--{split}_file")
+    try:
+        raw = load_dataset(builder, data_files=files)
+    except Exception as error:  # datasets wraps parse errors in several types; one line names the file instead
+        cause = str(error.__cause__ or error).strip().splitlines()[0][:200]
+        raise ValueError(f"Could not read {', '.join(files.values())} as {builder}: {cause}") from error
+    for split, dataset in raw.items():
+        if builder != "text" and data_args.text_column not in dataset.column_names:
+            raise ValueError(
+                f"{files[split]} has no column '{data_args.text_column}' (its columns: "
+                f"{', '.join(dataset.column_names)}): name the text column with --text_column."
+            )
     if builder != "text" and data_args.text_column != "text":
         raw = raw.rename_column(data_args.text_column, "text")
     if "validation" not in raw:
+        if len(raw["train"]) < 2:
+            raise ValueError(
+                f"{data_args.train_file} holds {len(raw['train'])} row(s) of text: too little to hold out "
+                "validation from. Give more text, or a --validation_file."
+            )
         # Hold out a contiguous tail, so validation text is not interleaved with training text.
         split = raw["train"].train_test_split(test_size=data_args.validation_split_percentage / 100, shuffle=False)
         raw = DatasetDict(train=split["train"], validation=split["test"])
     return raw
 
 
+def check_text_file(path: str, flag: str) -> None:
+    """Refuse, in one line, a data file that is missing, empty or not text."""
+    if not os.path.isfile(path):
+        raise ValueError(f"{flag} {path} does not exist.")
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 16)
+    if not head.strip():
+        raise ValueError(f"{flag} {path} is empty: give a file with text in it.")
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if len(head) - error.start > 4:  # not just a character cut at the end of the sample
+            raise ValueError(
+                f"{flag} {path} is not UTF-8 text (byte {error.start} is {head[error.start]:#04x}): give a "
+                ".txt, .json, .jsonl or .csv file of text."
+            ) from None
+        text = head[: error.start].decode("utf-8")
+    if "\x00" in text:
+        raise ValueError(
+            f"{flag} {path} looks binary (it holds NUL bytes), not text: give a .txt, .json, .jsonl or .csv file."
+        )
+
+
 def resolve_checkpoint(training_args: ProgressiveTrainingArguments) -> str | None:
-    """The checkpoint to resume from: ``--resume_from_checkpoint PATH``, or ``last`` for the last complete one."""
+    """The checkpoint to resume from: ``--resume_from_checkpoint PATH``, or ``last`` for the last complete one
+    (none yet: the run starts from scratch, and says so)."""
     requested = training_args.resume_from_checkpoint
     if requested is None or requested.lower() in ("false", "none", ""):
         return None
     if requested.lower() in ("last", "true"):
         checkpoint = last_complete_checkpoint(training_args.output_dir)
         if checkpoint is None:
-            raise ValueError(
-                f"--resume_from_checkpoint {requested}: no complete checkpoint in {training_args.output_dir}."
+            logger.info(
+                "--resume_from_checkpoint %s: no complete checkpoint in %s yet, starting from scratch.",
+                requested,
+                training_args.output_dir,
             )
         return checkpoint
+    problem = checkpoint_problem(requested)
+    if problem is not None:
+        raise ValueError(f"--resume_from_checkpoint {requested}: {problem}.")
     return requested
 
 
 def build_tokenizer(
-    model_args: ModelArguments, raw: DatasetDict, training_args: ProgressiveTrainingArguments, checkpoint: str | None
+    model_args: ModelArguments,
+    raw: DatasetDict,
+    training_args: ProgressiveTrainingArguments,
+    checkpoint: str | None,
+    block_size: int,
 ):
     # A resumed run tokenizes with the tokenizer the checkpoint was trained with (Trainer saves it there).
     source = model_args.tokenizer_name or model_args.model_name_or_path or checkpoint
     if source is not None:
-        return AutoTokenizer.from_pretrained(source)
-    # Train once, on the main process; the others load its result, so every process tokenizes identically.
-    shared = os.path.join(training_args.output_dir, "tokenizer")
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    elif training_args.world_size == 1:
+        logger.info("Training a byte-level BPE tokenizer with %d tokens on the training text.", model_args.vocab_size)
+        tokenizer = train_byte_level_bpe(raw["train"]["text"], vocab_size=model_args.vocab_size)
+    else:
+        tokenizer = _train_shared_tokenizer(model_args, raw, training_args)
+    # Generation and pipelines read the context from here (handle_long_generation="hole" keeps a long prompt's end).
+    tokenizer.model_max_length = block_size
+    return tokenizer
+
+
+def _train_shared_tokenizer(model_args, raw: DatasetDict, training_args: ProgressiveTrainingArguments):
+    """Train once, on the main process; the others load its result, so every process tokenizes identically.
+
+    The hand-over folder starts with ``_`` (Trainer never pushes such files) and is removed once every process has
+    loaded it: the tokenizer is saved with the model anyway.
+    """
+    shared = os.path.join(training_args.output_dir, "_tokenizer")
     with training_args.main_process_first(local=False, desc="training the tokenizer"):
         if training_args.process_index == 0:
             logger.info(
@@ -207,12 +295,14 @@ def build_tokenizer(
             tokenizer.save_pretrained(shared)
         else:
             tokenizer = AutoTokenizer.from_pretrained(shared)
+    training_args.distributed_state.wait_for_everyone()
+    if training_args.process_index == 0:
+        shutil.rmtree(shared, ignore_errors=True)
     return tokenizer
 
 
 def build_model(model_args: ModelArguments, training_args: ProgressiveTrainingArguments, tokenizer, block_size: int):
-    if model_args.model_name_or_path is not None:
-        return AutoModelForCausalLM.from_pretrained(model_args.model_name_or_path)
+    """A new GPT-2 for the depth schedule (the default one when none is given)."""
     if training_args.depth_schedule is None:
         training_args.depth_schedule = DEFAULT_DEPTH_SCHEDULE
         training_args.growth_init = training_args.growth_init or DEFAULT_GROWTH_INIT
@@ -232,7 +322,30 @@ def build_model(model_args: ModelArguments, training_args: ProgressiveTrainingAr
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
-    return AutoModelForCausalLM.from_config(config)
+    model = AutoModelForCausalLM.from_config(config)
+    model.generation_config.max_length = block_size  # generate() stops at the context unless told otherwise
+    return model
+
+
+def load_model(path: str, block_size: int):
+    """``AutoModelForCausalLM.from_pretrained``, refusing a missing folder, a local folder whose weights are cut short
+    (naming the file), growth metadata that is not hf_progressive's, and a context shorter than ``block_size`` —
+    instead of failing inside safetensors, asking the Hub for a path, or mid-training."""
+    if os.path.isdir(path):
+        problem = weights_problem(path)
+        if problem is not None:
+            raise ValueError(f"--model_name_or_path {path}: {problem}.")
+    elif not is_hub_id(path):
+        raise ValueError(f"--model_name_or_path {path}: no such folder (and not a Hub model id).")
+    model = AutoModelForCausalLM.from_pretrained(path)
+    progressive_metadata(model.config)  # raises, naming config.json and the field, if it is not ours
+    if block_size > model.config.n_positions:
+        raise ValueError(
+            f"--block_size {block_size} is above the context of {path} (n_positions={model.config.n_positions}): "
+            f"use --block_size {model.config.n_positions} or less."
+        )
+    model.generation_config.max_length = model.config.n_positions  # generate() stops at the context by default
+    return model
 
 
 def tokenize_and_group(
@@ -370,32 +483,47 @@ def compare_with_reference(path: str | None, fingerprint: dict, eval_loss: float
     )
 
 
-def main() -> dict:
-    model_args, data_args, training_args, comparison_args = parse_arguments()
+def setup_logging(training_args: ProgressiveTrainingArguments) -> None:
     logging.basicConfig(
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
         datefmt="%H:%M:%S",
         handlers=[logging.StreamHandler(sys.stdout)],
     )
     log_level = training_args.get_process_log_level()
+    # This script's and hf_progressive's own lines (data, growth, resume, replica checks) show at INFO on the main
+    # process unless --log_level says otherwise; transformers' chatter stays at WARNING.
+    ours = logging.INFO if training_args.log_level == "passive" and training_args.should_log else log_level
     for handle in (logger, logging.getLogger("hf_progressive")):
-        handle.setLevel(log_level)
+        handle.setLevel(ours)
     datasets.utils.logging.set_verbosity(log_level)
     transformers.utils.logging.set_verbosity(min(log_level, logging.WARNING))
-    set_seed(training_args.seed)
 
+
+def prepare(model_args, data_args, training_args) -> tuple[ProgressiveTrainer, str | None]:
+    """Everything before the first step: each bad input fails here, with a message that names it."""
+    if training_args.device.type == "cpu":
+        configure_torch_threads(int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    set_seed(training_args.seed)
     checkpoint = resolve_checkpoint(training_args)
+    check_output_dir(
+        training_args.output_dir,
+        overwrite=training_args.overwrite_output_dir,
+        resuming=checkpoint is not None,
+        sources=[model_args.model_name_or_path, model_args.tokenizer_name],
+    )
+    # A model to continue from is checked first: a bad one should not wait for the data to be tokenized.
+    model = load_model(model_args.model_name_or_path, data_args.block_size) if model_args.model_name_or_path else None
     raw = load_raw_datasets(data_args)
-    tokenizer = build_tokenizer(model_args, raw, training_args, checkpoint)
+    tokenizer = build_tokenizer(model_args, raw, training_args, checkpoint, data_args.block_size)
     lm_datasets = tokenize_and_group(raw, tokenizer, data_args, training_args.main_process_first)
     for split, dataset in lm_datasets.items():
         if len(dataset) == 0:
-            raise ValueError(f"The {split} text is shorter than one block of {data_args.block_size} tokens.")
+            raise ValueError(too_short_message(split, data_args))
     eval_dataset = lm_datasets["validation"]
     if data_args.max_eval_samples is not None:
         eval_dataset = eval_dataset.select(range(min(data_args.max_eval_samples, len(eval_dataset))))
-    model = build_model(model_args, training_args, tokenizer, data_args.block_size)
-
+    if model is None:
+        model = build_model(model_args, training_args, tokenizer, data_args.block_size)
     trainer = ProgressiveTrainer(
         model=model,
         args=training_args,
@@ -404,10 +532,41 @@ def main() -> dict:
         processing_class=tokenizer,
         data_collator=default_data_collator,
     )
+    return trainer, checkpoint
+
+
+def too_short_message(split: str, data_args: DataTrainingArguments) -> str:
+    held_out = split == "validation" and data_args.validation_file is None
+    source = data_args.validation_file if split == "validation" and not held_out else data_args.train_file
+    source = source or "the embedded corpus"
+    if held_out:
+        return (
+            f"The validation text (the held-out {data_args.validation_split_percentage}% of {source}) is shorter "
+            f"than one block of {data_args.block_size} tokens: give a --validation_file, a larger "
+            "--validation_split_percentage, more text or a smaller --block_size."
+        )
+    return (
+        f"The {split} text ({source}) is shorter than one block of {data_args.block_size} tokens: give more text or a "
+        "smaller --block_size."
+    )
+
+
+def main() -> dict:
+    """Train, evaluate and save; print the summary. Exits with a one-line error (no traceback) for bad input, and
+    for a failed push after everything is saved."""
+    try:
+        model_args, data_args, training_args, comparison_args = parse_arguments()
+        setup_logging(training_args)
+        trainer, checkpoint = prepare(model_args, data_args, training_args)
+    except (ValueError, OSError) as error:
+        logger.debug("Setup failed", exc_info=True)
+        raise SystemExit(f"error: {error}") from None
     outlook = growth_outlook(trainer, data_args.block_size)
     # Resuming re-grows the model to the checkpoint's depth before loading it (ProgressiveTrainer.train).
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
-    trainer.save_model()  # model, config with the growth metadata, tokenizer
+    # Model, config with the growth metadata, tokenizer. With --push_to_hub, save_model() would push right away;
+    # the push waits until every local result is written (below), so a Hub failure costs a retried upload only.
+    trainer.save_model(_internal_call=True)
     train_metrics = dict(train_result.metrics)
     trainer.log_metrics("train", train_metrics)
     trainer.save_metrics("train", train_metrics)
@@ -417,13 +576,11 @@ def main() -> dict:
     trainer.log_metrics("eval", eval_metrics)
     trainer.save_metrics("eval", eval_metrics)
     trainer.save_state()
-    card = {"tasks": "text-generation", "dataset_tags": data_args.train_file or "python-stdlib-source"}
+    # Local files and folders are named in the card's text; only Hub ids go into its metadata (hf_progressive.hub).
+    card = {"tasks": "text-generation", "dataset_tags": data_args.train_file or "the Python standard library's source"}
     if model_args.model_name_or_path is not None:
         card["finetuned_from"] = model_args.model_name_or_path
-    if training_args.push_to_hub:
-        trainer.push_to_hub(**card)  # model, config with growth metadata, tokenizer, card with the loss plot
-    else:
-        trainer.create_model_card(**card)  # README.md in output_dir, ready for `hf upload`
+    trainer.create_model_card(**card)  # README.md in output_dir, ready for `hf upload`
 
     summary = {"train": train_metrics, "eval": eval_metrics, "growth_history": trainer.growth_history}
     target_depth = trainer.growth_plan.schedule.final_depth if trainer.growth_plan else trainer.model.config.n_layer
@@ -439,8 +596,10 @@ def main() -> dict:
         plot = os.path.join(training_args.output_dir, PLOT_NAME)
         if os.path.isfile(plot):
             summary["plot"] = plot
-        else:
+        elif importlib.util.find_spec("matplotlib") is None:
             logger.warning("matplotlib is not installed: no loss plot (pip install 'hf_progressive[examples]').")
+        else:
+            logger.info("No loss plot: the run logged no training loss (no depth schedule, or under --logging_steps).")
         with open(os.path.join(training_args.output_dir, "summary.json"), "w") as handle:
             json.dump(summary, handle, indent=2)
         print("\n" + summarize(trainer, train_metrics, eval_metrics, data_args.block_size))
@@ -450,27 +609,42 @@ def main() -> dict:
             print("what the growth map expects against fixed depth (this run trains only the progressive model):")
             print(str(outlook))
         if comparison_args.write_fixed_reference:
-            reference = {
-                "command": "python examples/run_clm_progressive.py " + " ".join(sys.argv[1:]),
-                "fingerprint": fingerprint,
-                "max_steps": training_args.max_steps,
-                "eval_loss": eval_metrics["eval_loss"],
-                "flops": spent,
-            }
-            os.makedirs(os.path.dirname(os.path.abspath(comparison_args.write_fixed_reference)), exist_ok=True)
-            with open(comparison_args.write_fixed_reference, "w", encoding="utf-8") as handle:
-                json.dump(reference, handle, indent=2)
-            print(f"fixed-depth reference written to {comparison_args.write_fixed_reference}")
+            write_fixed_reference(
+                comparison_args.write_fixed_reference, fingerprint, training_args, eval_metrics, spent
+            )
         print(
             f"model and model card saved to {training_args.output_dir}"
             + (f"; loss plot: {summary['plot']}" if "plot" in summary else "")
         )
+    push_error = None
+    if training_args.push_to_hub:
+        # Last, after every local file is written: a Hub failure then costs a retried upload, not the run.
+        try:
+            trainer.push_to_hub(**card)  # model, config with growth metadata, tokenizer, card with the loss plot
+        except HubPushError as error:
+            push_error = error
     if torch.distributed.is_initialized():
         # Close the process group on every rank before exit: leaving it to interpreter shutdown can abort a rank
         # ("terminate called without an active exception") after all the work is done.
         training_args.distributed_state.wait_for_everyone()
         torch.distributed.destroy_process_group()
+    if push_error is not None:
+        raise SystemExit(f"error: {push_error}")
     return summary
+
+
+def write_fixed_reference(path: str, fingerprint: dict, training_args, eval_metrics: dict, spent: float) -> None:
+    reference = {
+        "command": "python examples/run_clm_progressive.py " + " ".join(sys.argv[1:]),
+        "fingerprint": fingerprint,
+        "max_steps": training_args.max_steps,
+        "eval_loss": eval_metrics["eval_loss"],
+        "flops": spent,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(reference, handle, indent=2)
+    print(f"fixed-depth reference written to {path}")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from safetensors import safe_open
 from torch import nn
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from .configuration import METADATA_KEY
+from .configuration import METADATA_KEY, checked_metadata
 from .growth import current_depth, grow
 from .schedule import DepthSchedule
 
@@ -73,18 +73,76 @@ class ProgressiveCheckpoint:
 
     @property
     def metadata(self) -> dict[str, Any]:
-        return dict(self.config.get(METADATA_KEY) or {})
+        return checked_metadata(self.config.get(METADATA_KEY), self.path)
 
 
-def is_complete(path: str | os.PathLike) -> bool:
-    """Whether ``path`` holds a checkpoint whose save finished: a readable trainer state and model weights."""
+def weights_problem(path: str | os.PathLike) -> str | None:
+    """Why the model weights in folder ``path`` cannot load, naming the file; ``None`` when they look whole.
+
+    A safetensors file starts with the length of its JSON header, and the header gives every tensor's byte range:
+    a file cut short by an interrupted copy or save (or a full disk) is shorter than the header says, and is caught
+    here without reading the tensors.
+    """
     path = os.fspath(path)
+    single, index = os.path.join(path, SAFE_WEIGHTS), os.path.join(path, SAFE_WEIGHTS_INDEX)
+    if os.path.isfile(single):
+        return safetensors_problem(single)
+    if os.path.isfile(index):
+        try:
+            with open(index, encoding="utf-8") as handle:
+                shards = sorted(set(json.load(handle)["weight_map"].values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            return f"{index} is not a readable weight index ({type(error).__name__}: {error})"
+        for shard in shards:
+            shard_path = os.path.join(path, shard)
+            problem = safetensors_problem(shard_path) if os.path.isfile(shard_path) else f"{shard_path} is missing"
+            if problem:
+                return problem
+        return None
+    if os.path.isfile(os.path.join(path, WEIGHTS)):
+        return None  # a torch pickle: torch.load reports its own errors, with the file name
+    return f"{path} holds no model weights ({SAFE_WEIGHTS}, {SAFE_WEIGHTS_INDEX} or {WEIGHTS})"
+
+
+def safetensors_problem(file: str | os.PathLike) -> str | None:
+    """Why the safetensors file ``file`` is not whole (truncated, or not safetensors), or ``None``."""
+    file = os.fspath(file)
+    try:
+        size = os.path.getsize(file)
+        with open(file, "rb") as handle:
+            prefix = handle.read(8)
+            if len(prefix) < 8:
+                return f"{file} is truncated ({size} bytes): not even a safetensors header"
+            header_length = int.from_bytes(prefix, "little")
+            if header_length > size - 8:
+                return f"{file} is truncated: its header alone needs {header_length + 8} bytes, the file has {size}"
+            header = json.loads(handle.read(header_length))
+        end = max(
+            (int(entry["data_offsets"][1]) for name, entry in header.items() if name != "__metadata__"), default=0
+        )
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as error:
+        return f"{file} is not a readable safetensors file ({type(error).__name__}: {error})"
+    if size < 8 + header_length + end:
+        return f"{file} is truncated: {size} bytes, its header describes {8 + header_length + end}"
+    return None
+
+
+def checkpoint_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` is not a complete checkpoint that can be resumed from (naming the file), or ``None``."""
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        return f"the checkpoint folder {path} does not exist" if not os.path.exists(path) else f"{path} is not a folder"
     try:
         with open(os.path.join(path, TRAINER_STATE), encoding="utf-8") as handle:
             json.load(handle)
-    except (OSError, ValueError):
-        return False
-    return any(os.path.isfile(os.path.join(path, name)) for name in (SAFE_WEIGHTS, SAFE_WEIGHTS_INDEX, WEIGHTS))
+    except (OSError, ValueError) as error:
+        return f"{os.path.join(path, TRAINER_STATE)} is missing or unreadable ({type(error).__name__})"
+    return weights_problem(path)
+
+
+def is_complete(path: str | os.PathLike) -> bool:
+    """Whether ``path`` holds a checkpoint whose save finished: a readable trainer state and whole model weights."""
+    return checkpoint_problem(path) is None
 
 
 def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
@@ -105,8 +163,28 @@ def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
         path = os.path.join(output_dir, name)
         if is_complete(path):
             return path
-        logger.warning("Skipping %s: its save did not finish (no readable %s or weights).", path, TRAINER_STATE)
+        logger.warning("Skipping %s: its save did not finish (%s).", path, checkpoint_problem(path))
     return None
+
+
+def require_complete(path: str | os.PathLike) -> int:
+    """Check that ``path`` is a complete checkpoint; return the step it was saved at.
+
+    Raises:
+        ValueError: naming the missing folder or the incomplete file, and the last complete checkpoint beside it.
+    """
+    path = os.fspath(path)
+    problem = checkpoint_problem(path)
+    if problem is not None:
+        if not os.path.isdir(path):
+            raise ValueError(f"Cannot resume from {path}: {problem}.")
+        hint = last_complete_checkpoint(os.path.dirname(path) or ".")
+        raise ValueError(
+            f"{path} is not a complete checkpoint: {problem} (an interrupted save or copy leaves it so). "
+            + (f"The last complete checkpoint beside it is {hint}." if hint else "No complete checkpoint is beside it.")
+        )
+    with open(os.path.join(path, TRAINER_STATE), encoding="utf-8") as handle:
+        return int(json.load(handle).get("global_step", 0))
 
 
 def read_checkpoint(path: str | os.PathLike) -> ProgressiveCheckpoint:
@@ -116,13 +194,7 @@ def read_checkpoint(path: str | os.PathLike) -> ProgressiveCheckpoint:
         ValueError: if ``path`` is not a complete checkpoint.
     """
     path = os.fspath(path)
-    if not is_complete(path):
-        hint = last_complete_checkpoint(os.path.dirname(path) or ".")
-        raise ValueError(
-            f"{path} is not a complete checkpoint (it needs a readable {TRAINER_STATE} and model weights; an "
-            f"interrupted save leaves them out). "
-            + (f"The last complete checkpoint beside it is {hint}." if hint else "No complete checkpoint is beside it.")
-        )
+    require_complete(path)
     with open(os.path.join(path, TRAINER_STATE), encoding="utf-8") as handle:
         state = json.load(handle)
     with open(os.path.join(path, CONFIG), encoding="utf-8") as handle:
@@ -214,13 +286,9 @@ def check_weights_match(checkpoint: ProgressiveCheckpoint, model: nn.Module) -> 
     saved = _saved_weight_names(checkpoint.path)
     if saved is None:
         return  # not a safetensors checkpoint: Trainer's own loading reports mismatches
-    state = model.state_dict()
-    expected = set(state)
+    expected = set(model.state_dict())
     # A weight tied to another one (GPT-2's lm_head and wte) is saved once, under one of its names.
-    pointers = {}
-    for name, tensor in state.items():
-        pointers.setdefault(tensor.data_ptr(), []).append(name)
-    tied = {name for name in expected - saved if len(pointers[state[name].data_ptr()]) > 1}
+    tied = (expected - saved) & tied_weight_names(model)
     missing, unexpected = sorted(expected - saved - tied), sorted(saved - expected)
     if missing or unexpected:
         raise ValueError(
@@ -228,6 +296,15 @@ def check_weights_match(checkpoint: ProgressiveCheckpoint, model: nn.Module) -> 
             f"missing {missing[:6]}{' ...' if len(missing) > 6 else ''}, "
             f"unexpected {unexpected[:6]}{' ...' if len(unexpected) > 6 else ''}."
         )
+
+
+def tied_weight_names(model: nn.Module) -> set[str]:
+    """Names of the state-dict entries that share their tensor with another entry (e.g. GPT-2's ``lm_head.weight``
+    and ``transformer.wte.weight``): a checkpoint holds each such tensor once, under one of its names."""
+    pointers: dict[int, list[str]] = {}
+    for name, tensor in model.state_dict().items():
+        pointers.setdefault(tensor.data_ptr(), []).append(name)
+    return {name for names in pointers.values() if len(names) > 1 for name in names}
 
 
 def _saved_weight_names(path: str) -> set[str] | None:

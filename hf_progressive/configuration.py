@@ -55,7 +55,9 @@ class ProgressiveGPT2Config(GPT2Config):
 
     def __post_init__(self, **kwargs: Any) -> None:
         # A saved checkpoint keeps the fields in one block; unpack it.
-        metadata = kwargs.pop(METADATA_KEY, None) or {}
+        metadata = checked_metadata(
+            kwargs.pop(METADATA_KEY, None), kwargs.get("name_or_path") or kwargs.get("_name_or_path")
+        )
         for name in _FIELDS:
             if name in metadata:
                 setattr(self, name, metadata[name])
@@ -91,10 +93,71 @@ class ProgressiveGPT2Config(GPT2Config):
 
 
 def progressive_metadata(config: Any) -> dict[str, Any]:
-    """Growth metadata of any config: a ``ProgressiveGPT2Config`` or a plain one loaded from a checkpoint."""
+    """Growth metadata of any config: a ``ProgressiveGPT2Config`` or a plain one loaded from a checkpoint.
+
+    Raises:
+        ValueError: if the config's ``progressive`` block is not what hf_progressive writes (naming the field).
+    """
     if isinstance(config, ProgressiveGPT2Config):
         return {name: getattr(config, name) for name in _FIELDS}
-    return dict(getattr(config, METADATA_KEY, None) or {})
+    return checked_metadata(getattr(config, METADATA_KEY, None), getattr(config, "name_or_path", None))
+
+
+def checked_metadata(block: Any, source: str | None = None) -> dict[str, Any]:
+    """The ``progressive`` block of a config, checked field by field; ``{}`` when there is none.
+
+    A hand-edited or foreign ``config.json`` can hold anything under that key: say which file and field is wrong
+    instead of failing later with a bare ``TypeError`` or dropping it silently.
+
+    Args:
+        block: the value stored under ``"progressive"``.
+        source: the folder (or file) the config came from, for the message.
+    """
+    if block is None:
+        return {}
+    where = _config_file(source)
+
+    def bad(field: str, value: Any, expected: str) -> ValueError:
+        return ValueError(f'{where}: "{METADATA_KEY}.{field}" is {value!r}, expected {expected}.')
+
+    if not isinstance(block, dict):
+        raise ValueError(
+            f'{where}: "{METADATA_KEY}" is {block!r}, expected the growth metadata hf_progressive writes: an '
+            f'object with the fields {list(_FIELDS)} (or no "{METADATA_KEY}" key at all).'
+        )
+    unknown = sorted(set(block) - set(_FIELDS))
+    if unknown:
+        raise ValueError(f'{where}: unknown fields {unknown} in "{METADATA_KEY}"; valid fields: {list(_FIELDS)}.')
+    target = block.get("target_n_layer")
+    if target is not None and (not _is_int(target) or target < 0):
+        raise bad("target_n_layer", target, "a non-negative integer")
+    for name in ("depth_schedule", "growth_init"):
+        if block.get(name) is not None and not isinstance(block[name], str):
+            raise bad(name, block[name], "a string")
+    for name in ("flops", "flops_fixed_equivalent"):
+        value = block.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            raise bad(name, value, "a non-negative number")
+    history = block.get("growth_history")
+    if history is not None:
+        if not isinstance(history, list):
+            raise bad("growth_history", history, "a list of growth events")
+        for index, event in enumerate(history):
+            if not isinstance(event, dict) or not all(
+                _is_int(event.get(key)) for key in ("step", "from_depth", "to_depth")
+            ):
+                raise bad(f"growth_history[{index}]", event, "an object with integer step, from_depth and to_depth")
+    return dict(block)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _config_file(source: str | None) -> str:
+    if not source:
+        return "config.json"
+    return source if str(source).endswith(".json") else f"{str(source).rstrip('/')}/config.json"
 
 
 def update_progressive_metadata(config: Any, **fields: Any) -> None:

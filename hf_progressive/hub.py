@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
-from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub.errors import HfHubHTTPError, HFValidationError
+from huggingface_hub.utils import validate_repo_id
 from torch import nn
 
 from .configuration import progressive_metadata
@@ -76,7 +77,10 @@ def build_model_card(
     compute_saved = 1.0 - flops / fixed if flops and fixed else None
     eval_loss = next((e["eval_loss"] for e in reversed(log_history or []) if "eval_loss" in e), None)
     perplexity = math.exp(eval_loss) if eval_loss is not None and eval_loss < 50 else None
-    datasets = [datasets] if isinstance(datasets, str) else datasets
+    # The Hub accepts only repository ids in `datasets:` and `base_model:`; local files and folders (a text file,
+    # the checkpoint a run continued from) are named in the card's text instead.
+    datasets, local_datasets = split_hub_ids([datasets] if isinstance(datasets, str) else datasets)
+    base_models, local_base_models = split_hub_ids([base_model] if base_model else [])
     name = model_name or (repo_id.split("/")[-1] if repo_id else None)
 
     eval_results = None
@@ -105,8 +109,8 @@ def build_model_card(
         library_name="transformers",
         pipeline_tag="text-generation",
         tags=list(dict.fromkeys(CARD_TAGS + list(tags or []))),
-        datasets=datasets,
-        base_model=base_model,
+        datasets=datasets or None,
+        base_model=base_models[0] if base_models else None,
         license=license,
         language=language,
         model_name=name,
@@ -119,6 +123,9 @@ def build_model_card(
         template_path=str(template_path()),
         model_name=name,
         repo_id=repo_id,
+        local_datasets=local_datasets,
+        local_base_model=local_base_models[0] if local_base_models else None,
+        context_length=getattr(model.config, "n_positions", None),
         initial_depth=history[0]["from_depth"] if history else depth,
         final_depth=depth,
         compute_saved=compute_saved,
@@ -127,6 +134,22 @@ def build_model_card(
         plot=plot,
         **growth,
     )
+
+
+def is_hub_id(value: str) -> bool:
+    """Whether ``value`` can stand in a card's ``datasets:`` / ``base_model:`` field: a valid Hub repository id
+    (``name`` or ``namespace/name``) that is not a file or folder on this machine."""
+    try:
+        validate_repo_id(value)
+    except HFValidationError:
+        return False
+    return not os.path.exists(value)
+
+
+def split_hub_ids(values: list[str] | None) -> tuple[list[str], list[str]]:
+    """``(hub_ids, local_names)``: the values that are Hub repository ids, and the others (paths, free text)."""
+    values = [str(value) for value in values or [] if value]
+    return [v for v in values if is_hub_id(v)], [v for v in values if not is_hub_id(v)]
 
 
 def write_model_card(
@@ -213,5 +236,14 @@ def explain_push_failure(repo_id: str | None, error: BaseException, local_dir: s
         reason = f"the Hub answered {status}: {error}"
     where = ""
     if local_dir:
-        where = f" The local files in {local_dir} are saved and unchanged; push them later with `hf upload`."
+        where = (
+            f" The local files in {local_dir} are saved and unchanged; push them alone, without training again: "
+            f"{retry_command(repo_id, local_dir)}"
+        )
     return f"Could not push to the Hub repository {repo_id!r}: {reason}.{where}"
+
+
+def retry_command(repo_id: str | None, local_dir: str) -> str:
+    """The ``hf upload`` command that pushes a saved output folder as the failed push would have (checkpoints and
+    private ``_*`` files left out, as ``Trainer.push_to_hub`` leaves them)."""
+    return f"hf upload {repo_id or '<your-name>/<repo>'} {local_dir} . --exclude 'checkpoint-*' --exclude '_*'"

@@ -50,6 +50,8 @@ from .checkpointing import (
     last_complete_checkpoint,
     read_checkpoint,
     regrow_to_checkpoint,
+    require_complete,
+    tied_weight_names,
 )
 from .configuration import progressive_metadata, update_progressive_metadata
 from .distributed import ReplicaCheckCallback, ReserveCommHookCallback
@@ -369,6 +371,8 @@ class ProgressiveTrainer(Trainer):
         self.growth_plan = plan
         self.compute: ComputeTracker | None = None
         self._step_loss: tuple[int, torch.Tensor] | None = None  # (step, sum of its micro-batch losses)
+        # What create_model_card was told (data, base model, license...), kept for every later rewrite of the card.
+        self._card_details: dict[str, Any] = {}
         self.growth_callback: GrowthCallback | None = None
         if plan is not None:
             self.compute = ComputeTracker(copy.deepcopy(self.model.config), plan.schedule.final_depth)
@@ -474,7 +478,9 @@ class ProgressiveTrainer(Trainer):
         super().save_model(output_dir, _internal_call)
         if self.compute is not None and self.args.should_save:
             try:
-                write_model_card(output_dir or self.args.output_dir, self.model, self.state.log_history)
+                write_model_card(
+                    output_dir or self.args.output_dir, self.model, self.state.log_history, **self._card_details
+                )
             except Exception as error:  # a card is documentation: it must never stop training at a checkpoint
                 logger.warning("Could not write the model card to %s: %r", output_dir or self.args.output_dir, error)
 
@@ -498,12 +504,7 @@ class ProgressiveTrainer(Trainer):
             return super().create_model_card(
                 language, license, tags, model_name, finetuned_from, tasks, dataset_tags, dataset, dataset_args
             )
-        if not self.is_world_process_zero():
-            return
-        write_model_card(
-            self.args.output_dir,
-            self.model,
-            self.state.log_history,
+        self._card_details = dict(
             model_name=model_name or Path(self.args.output_dir).name,  # as Trainer names its cards
             repo_id=self.hub_model_id,
             datasets=dataset_tags or dataset,
@@ -512,6 +513,9 @@ class ProgressiveTrainer(Trainer):
             language=language,
             tags=[tags] if isinstance(tags, str) else tags,
         )
+        if not self.is_world_process_zero():
+            return
+        write_model_card(self.args.output_dir, self.model, self.state.log_history, **self._card_details)
 
     def init_hf_repo(self, token: str | None = None, private: bool | None = None) -> None:
         try:
@@ -590,7 +594,11 @@ class ProgressiveTrainer(Trainer):
             resume_from_checkpoint = last_complete_checkpoint(self.args.output_dir)
             if resume_from_checkpoint is None:
                 raise ValueError(f"No complete checkpoint found in output_dir {self.args.output_dir}.")
-            logger.info("Resuming from %s, the last complete checkpoint.", resume_from_checkpoint)
+        if resume_from_checkpoint:
+            # Checked here, before Trainer reads it: a missing folder would otherwise be taken for a Hub repo id,
+            # and a truncated weights file fails deep inside safetensors without its name.
+            step = require_complete(resume_from_checkpoint)
+            logger.info("Resuming from %s (step %d).", resume_from_checkpoint, step)
         if self.growth_plan is not None and resume_from_checkpoint:
             self._regrow_for_resume(resume_from_checkpoint)
         output = super().train(resume_from_checkpoint or None, *positional, **kwargs)
@@ -630,6 +638,12 @@ class ProgressiveTrainer(Trainer):
             len(checkpoint.history),
             path,
         )
+
+    def _issue_warnings_after_load(self, load_result: Any) -> None:
+        # A tied weight is saved once, so transformers reports its other name (GPT-2's lm_head.weight) missing on
+        # every resume; it is not, and check_weights_match has already refused real mismatches. Warn about the rest.
+        missing = [name for name in load_result.missing_keys if name not in tied_weight_names(self.model)]
+        super()._issue_warnings_after_load(load_result._replace(missing_keys=missing))
 
     def _load_callback_state(self) -> None:
         # With restore_callback_states_from_checkpoint, Trainer replaces each stateful callback by a new one built

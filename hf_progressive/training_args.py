@@ -90,6 +90,24 @@ class ProgressiveTrainingArguments(TrainingArguments):
         },
     )
 
+    # transformers 5 dropped this flag from TrainingArguments; its example scripts used it to guard output_dir.
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Allow training into an --output_dir that already holds a model, checkpoints or results (files "
+            "this run rewrites are replaced, others stay). Without it such a folder is refused, unless the run "
+            "resumes from a checkpoint in it."
+        },
+    )
+    resume_from_checkpoint: str | None = field(
+        default=None,
+        metadata={
+            "help": "A checkpoint folder (output_dir/checkpoint-<step>) to resume from, or 'last' for the last "
+            "checkpoint of --output_dir whose save finished; 'last' starts from scratch (and says so) when there "
+            "is none yet, so one command serves the first run and every restart."
+        },
+    )
+
     def __post_init__(self):
         # TrainingArguments only knows transformers' optimizers; muon_nsgd is built by ProgressiveTrainer.
         muon = self.optim == MUON_NSGD

@@ -4,7 +4,8 @@ It implements the endpoints huggingface_hub's upload and download paths call, wi
 headers (``X-Error-Code``, ``X-Repo-Commit``, ``ETag``), so the client code under test is the real one:
 
 * ``POST /api/repos/create`` (409 when it exists);
-* ``POST /api/validate-yaml`` (the model card's metadata must be valid YAML);
+* ``POST /api/validate-yaml`` and every commit of ``README.md``: the card's metadata must be valid YAML with Hub
+  repository ids (not local paths) in ``datasets`` and ``base_model``, or the Hub answers 400;
 * ``POST /api/models/{repo}/preupload/{rev}``: weights and images go through LFS, text inline, as on the Hub;
 * ``POST /{repo}.git/info/lfs/objects/batch`` and the ``PUT`` of the "basic" LFS transfer it hands out;
 * ``POST /api/models/{repo}/commit/{rev}`` (the NDJSON commit payload);
@@ -26,6 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlparse
 
 import yaml
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 
 LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".png")
 
@@ -39,6 +42,8 @@ class FakeHub:
         self.commits: dict[str, list[str]] = {}
         self.lfs_objects: dict[str, bytes] = {}
         self.requests: list[tuple[str, str]] = []
+        #: Set to an HTTP status to make every commit fail with it (a Hub outage or revoked write access mid-run).
+        self.refuse_commits: int | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -57,6 +62,28 @@ class FakeHub:
 
     def head_commit(self, repo_id: str) -> str:
         return self.commits[repo_id][-1]
+
+
+def card_metadata_errors(content: str) -> list[str]:
+    """What the Hub refuses in a model card's YAML front matter: invalid YAML, a non-mapping, and `datasets` or
+    `base_model` values that are not repository ids (a local path such as ``../data/train.txt`` or ``/tmp/model``)."""
+    if not content.startswith("---"):
+        return []
+    try:
+        metadata = yaml.safe_load(content.split("---")[1])
+    except yaml.YAMLError as error:
+        return [str(error)]
+    if not isinstance(metadata, dict):
+        return ["metadata must be a mapping"]
+    errors = []
+    for key in ("datasets", "base_model"):
+        values = metadata.get(key) or []
+        for value in [values] if isinstance(values, str) else values:
+            try:
+                validate_repo_id(str(value))
+            except HFValidationError:
+                errors.append(f'"{key}" with value "{value}" is not valid. It must be a repository id on the Hub.')
+    return errors
 
 
 def _upload_mode(path: str, size: int) -> str:
@@ -143,18 +170,14 @@ def _handler_for(hub: FakeHub):
             if match := re.fullmatch(r"/api/models/(.+)/commit/([^/]+)", path):
                 if not self._authorized() or (files := self._repo(match.group(1))) is None:
                     return
+                if hub.refuse_commits is not None:
+                    return self._error(hub.refuse_commits, "Forbidden", "You don't have the rights to commit here")
                 return self._commit(match.group(1), files, body)
             self._error(404, "NotImplemented", f"fake hub: no route for POST {path}")
 
         def _validate_card(self, content: str):
-            # The Hub checks a README's YAML front matter before accepting it; so does this server.
-            try:
-                metadata = yaml.safe_load(content.split("---")[1]) if content.startswith("---") else {}
-            except yaml.YAMLError as error:
-                return self._send(400, {"errors": [{"message": str(error)}]})
-            if not isinstance(metadata, dict):
-                return self._send(400, {"errors": [{"message": "metadata must be a mapping"}]})
-            return self._send(200, {"errors": [], "warnings": []})
+            errors = card_metadata_errors(content)
+            return self._send(400 if errors else 200, {"errors": [{"message": e} for e in errors], "warnings": []})
 
         def _commit(self, repo_id: str, files: dict[str, bytes], body: bytes):
             summary = ""
@@ -164,7 +187,12 @@ def _handler_for(hub: FakeHub):
                 if item["key"] == "header":
                     summary = value.get("summary", "")
                 elif item["key"] == "file":
-                    files[value["path"]] = base64.b64decode(value["content"])
+                    content = base64.b64decode(value["content"])
+                    # As on the Hub: a commit whose model card has invalid metadata is refused as a whole.
+                    if value["path"] == "README.md" and (errors := card_metadata_errors(content.decode())):
+                        message = "Invalid metadata in README.md.\n" + "\n".join(f"- {e}" for e in errors)
+                        return self._error(400, "BadRequest", message)
+                    files[value["path"]] = content
                 elif item["key"] == "lfsFile":
                     if value["oid"] not in hub.lfs_objects:
                         return self._error(422, "LfsObjectMissing", f"LFS object {value['oid']} was never uploaded")

@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -32,7 +33,9 @@ def test_fields_defaults_and_validation():
 
 
 def test_saved_config_is_plain_gpt2_with_a_progressive_block(tmp_path):
-    config = progressive_config(depth_schedule="0@0,4@0.8", growth_history=[{"step": 8, "from_depth": 0}])
+    config = progressive_config(
+        depth_schedule="0@0,4@0.8", growth_history=[{"step": 8, "from_depth": 0, "to_depth": 4}]
+    )
     config.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["model_type"] == "gpt2"
@@ -40,7 +43,7 @@ def test_saved_config_is_plain_gpt2_with_a_progressive_block(tmp_path):
         "target_n_layer": 4,
         "depth_schedule": "0@0,4@0.8",
         "growth_init": "random",
-        "growth_history": [{"step": 8, "from_depth": 0}],
+        "growth_history": [{"step": 8, "from_depth": 0, "to_depth": 4}],
         "flops": None,
         "flops_fixed_equivalent": None,
     }
@@ -49,7 +52,7 @@ def test_saved_config_is_plain_gpt2_with_a_progressive_block(tmp_path):
     assert (reloaded.target_n_layer, reloaded.depth_schedule, reloaded.growth_history) == (
         4,
         "0@0,4@0.8",
-        [{"step": 8, "from_depth": 0}],
+        [{"step": 8, "from_depth": 0, "to_depth": 4}],
     )
     # Plain transformers reads the same file as GPT-2 and keeps the metadata as an attribute.
     plain = AutoConfig.from_pretrained(tmp_path)
@@ -92,11 +95,38 @@ def test_grown_checkpoint_loads_and_generates_without_hf_progressive(tmp_path):
 
 def test_reload_into_hf_progressive_keeps_metadata(tmp_path):
     model = tiny_model(1)
-    model.config.progressive = {"depth_schedule": "1@0,2@0.5", "growth_history": [{"step": 5}]}
+    event = {"step": 5, "from_depth": 1, "to_depth": 2}
+    model.config.progressive = {"depth_schedule": "1@0,2@0.5", "growth_history": [event]}
     grow(model, 2, init="copy")
     model.save_pretrained(tmp_path)
     reloaded = ProgressiveGPT2LMHeadModel.from_pretrained(tmp_path)
-    assert reloaded.config.n_layer == 2 and reloaded.config.growth_history == [{"step": 5}]
+    assert reloaded.config.n_layer == 2 and reloaded.config.growth_history == [event]
     for a, b in zip(model.state_dict().values(), reloaded.state_dict().values()):
         assert torch.equal(a, b)
     assert REPO_ROOT.exists()
+
+
+@pytest.mark.parametrize(
+    "block, fragment",
+    [
+        (3, '"progressive" is 3, expected the growth metadata hf_progressive writes'),
+        ("0@0,4@0.8", "\"progressive\" is '0@0,4@0.8'"),
+        ([1, "garbage"], "\"progressive\" is [1, 'garbage']"),
+        ({"growth_history": [1]}, '"progressive.growth_history[0]" is 1, expected an object with integer step'),
+        ({"growth_history": "grew"}, "\"progressive.growth_history\" is 'grew', expected a list"),
+        ({"flops": "many"}, "\"progressive.flops\" is 'many', expected a non-negative number"),
+        ({"target_n_layer": 2.5}, '"progressive.target_n_layer" is 2.5, expected a non-negative integer'),
+        ({"depth": 4}, "unknown fields ['depth'] in \"progressive\""),
+    ],
+)
+def test_a_foreign_progressive_block_names_config_json_and_the_field(tmp_path, block, fragment):
+    """Whatever a hand-edited config.json holds under "progressive", hf_progressive says what is wrong where when it
+    reads it, through a plain config (as a checkpoint loads) and through ProgressiveGPT2Config."""
+    GPT2Config(n_layer=1).save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**saved, "progressive": block}))
+    with pytest.raises(ValueError, match=re.escape(fragment)) as plain:
+        progressive_metadata(AutoConfig.from_pretrained(tmp_path))
+    assert f"{tmp_path}/config.json" in str(plain.value)
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        ProgressiveGPT2Config.from_pretrained(tmp_path)

@@ -15,7 +15,7 @@ ACCELERATE_CONFIG = REPO_ROOT / "examples" / "accelerate" / "ddp_2_processes.yam
 RUN = [
     "--max_steps", "30", "--eval_steps", "15", "--logging_steps", "5", "--max_eval_samples", "16",
     "--vocab_size", "300", "--max_corpus_bytes", "200000", "--depth_schedule", "0@0,3@0.8",
-    "--save_strategy", "steps", "--save_steps", "5", "--log_level", "info", "--log_level_replica", "warning",
+    "--save_strategy", "steps", "--save_steps", "5", "--log_level_replica", "warning",
 ]  # fmt: skip
 # Two processes of batch 4 see the same 8 sequences per step as one process of batch 8; only the order of float
 # additions differs (the gradient all-reduce), so losses agree to float32 rounding.
@@ -60,11 +60,13 @@ def runs(tmp_path_factory):
 @pytest.mark.slow
 def test_two_processes_grow_in_sync_and_match_one_process(runs):
     one, two, output = runs
-    # ProgressiveTrainer's replica checks (they stop the run on a mismatch) ran and passed.
+    # ProgressiveTrainer's replica checks (they stop the run on a mismatch) ran and passed; the example shows their
+    # lines at its default log level.
     assert "Step 25: the 36 new parameters received gradients, identical on all 2 processes." in output
     assert "All 40 parameters are identical on the 2 processes." in output
     assert "DDP all-reduces only the gradients of blocks in the stack" in output  # the reserve-aware hook is on
     assert "processes:             2, parameters verified identical on all of them" in output
+    assert not (two / "_tokenizer").exists() and not (two / "tokenizer").exists()  # the hand-over folder is gone
     summary_one, summary_two = (json.loads((d / "summary.json").read_text()) for d in (one, two))
     assert [g["step"] for g in summary_two["growth_history"]] == [24]
     expected = pytest.approx(summary_one["eval"]["eval_loss"], rel=ONE_VS_TWO_PROCESSES_RTOL)

@@ -27,10 +27,10 @@ QUICK = [
 GROW = ["--depth_schedule", "0@0,3@0.8"]
 
 
-def run(command, cwd):
+def run(command, cwd, expect_rc=0, both=False):
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout
+    assert result.returncode == expect_rc, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr if both else result.stdout
 
 
 def check_output(output_dir, stdout, depth, source=0):
@@ -42,7 +42,7 @@ def check_output(output_dir, stdout, depth, source=0):
     assert config["n_layer"] == depth and config["progressive"]["growth_history"][0]["to_depth"] == depth
     assert (output_dir / "training_curves.png").stat().st_size > 10_000
     assert "(training_curves.png)" in (output_dir / "README.md").read_text()  # the model card shows it
-    assert (output_dir / "tokenizer.json").exists()
+    assert (output_dir / "tokenizer.json").exists() and not (output_dir / "tokenizer").exists()
     assert "final validation loss:" in stdout and f"growth at step 24: {source} -> {depth} blocks" in stdout
     assert "compute saved vs fixed depth" in stdout
     # What the growth map expects of this (far too short) run, and a warning before training that growth loses here.
@@ -50,6 +50,26 @@ def check_output(output_dir, stdout, depth, source=0):
     assert summary["growth_outlook"]["tokens_per_parameter"] > 0
     if source == 0:  # the map expects 0 -> L to lose to a fixed run of equal FLOPs, and says so before training
         assert "the growth map expects this schedule" in stdout and "grow from 1 block(s) instead" in stdout
+
+
+def check_generation_stays_in_context(output_dir):
+    """The saved tokenizer and generation config know the model's context: a pipeline stops there by default,
+    keeps the end of a long prompt, and refuses clearly (not IndexError) to generate past the context."""
+    from transformers import pipeline
+
+    config = json.loads((output_dir / "config.json").read_text())
+    context = config["n_positions"]
+    assert json.loads((output_dir / "tokenizer_config.json").read_text())["model_max_length"] == context
+    assert json.loads((output_dir / "generation_config.json").read_text())["max_length"] == context
+    generator = pipeline("text-generation", model=str(output_dir))
+    ids = generator.tokenizer("def main(")["input_ids"]
+    default = generator("def main(", do_sample=False, return_tensors=True)[0]["generated_token_ids"]
+    assert len(ids) < len(default) <= context
+    long_prompt = "import os\n" * 200  # far beyond the context
+    kept = generator(long_prompt, max_new_tokens=8, do_sample=False, handle_long_generation="hole")
+    assert kept[0]["generated_text"].startswith(long_prompt)
+    with pytest.raises(ValueError, match="exceeds the models max length"):
+        generator("def main(", max_new_tokens=context + 72, handle_long_generation="hole")
 
 
 @pytest.mark.slow
@@ -70,6 +90,12 @@ def test_embedded_default_corpus_then_keep_growing(tmp_path):
     assert summary["growth_history"][0]["init"] == "copy"
     assert "fixed-depth reference: 6 blocks for 12 steps" in stdout and "at equal compute" in stdout
     assert summary["fixed_reference"].startswith("fixed-depth reference")
+    check_generation_stays_in_context(output_dir)
+    # The same command again would replace this model: refused, with what to do instead, and the model untouched.
+    before = (output_dir / "model.safetensors").read_bytes()
+    refused = run([*common, "--output_dir", str(output_dir)], cwd=tmp_path, expect_rc=1, both=True)
+    assert "already holds a model or results" in refused and "--overwrite_output_dir" in refused
+    assert (output_dir / "model.safetensors").read_bytes() == before
     # Another configuration (here another seed) is not compared with it.
     other = run(
         [*common, "--output_dir", str(tmp_path / "other"), "--fixed_reference", str(reference), "--seed", "1"],
@@ -77,9 +103,11 @@ def test_embedded_default_corpus_then_keep_growing(tmp_path):
     )
     assert "fixed-depth reference:" not in other
 
-    # Keep growing the grown checkpoint, as the README shows: 6 -> 8 blocks.
+    # Keep growing the grown checkpoint, as the README shows: 6 -> 8 blocks, never into its own folder.
     deeper = tmp_path / "deeper"
     continued = ["--model_name_or_path", str(output_dir), "--depth_schedule", "6@0,8@0.5", "--max_steps", "10"]
+    into_itself = [*common, *continued, "--output_dir", str(output_dir), "--overwrite_output_dir"]
+    assert "would replace the source model" in run(into_itself, cwd=tmp_path, expect_rc=1, both=True)
     stdout = run([*common, *continued, "--output_dir", str(deeper)], cwd=tmp_path)
     config = json.loads((deeper / "config.json").read_text())
     assert config["n_layer"] == 8
@@ -130,16 +158,21 @@ def test_resume_from_the_last_checkpoint_matches_the_uninterrupted_run(tmp_path)
     # A run that died after its checkpoint at step 20 (before growth at 24): only that checkpoint is left.
     interrupted = tmp_path / "interrupted"
     shutil.copytree(full / "checkpoint-20", interrupted / "checkpoint-20")
-    stdout = run(
+    output = run(
         [*common, "--save_steps", "10", "--output_dir", str(interrupted), "--resume_from_checkpoint", "last"],
         cwd=tmp_path,
+        both=True,
     )
-    check_output(interrupted, stdout, depth=3)
+    check_output(interrupted, output, depth=3)
+    assert f"Resuming from {interrupted / 'checkpoint-20'} (step 20)." in output
+    assert "missing keys" not in output  # lm_head.weight is tied to wte, saved once: not missing
     expected = json.loads((full / "summary.json").read_text())
     resumed = json.loads((interrupted / "summary.json").read_text())
     assert resumed["eval"]["eval_loss"] == pytest.approx(expected["eval"]["eval_loss"], abs=1e-6)
     assert resumed["growth_history"] == expected["growth_history"]
 
     card = (interrupted / "README.md").read_text()
-    assert "progressive-training" in card and "python-stdlib-source" in card and "training_curves.png" in card
-    assert "model-index:" in card and "name: interrupted" in card  # the final validation loss as a Hub metric
+    assert "progressive-training" in card and "training_curves.png" in card
+    # The embedded corpus is not a Hub dataset: named in the text, not in `datasets:` (the Hub would refuse it).
+    assert "Training data: `the Python standard library's source`" in card and "\ndatasets:" not in card
+    assert "Final validation loss" in card

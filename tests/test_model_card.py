@@ -59,3 +59,30 @@ def test_card_of_a_grown_model_has_structured_metadata_and_the_plot(tmp_path):
     assert "|---|---|---|---|---|---|\n| 30 | 0 | 2 | zero | 2.5000 | — |\n" in card.text  # one unbroken table
     assert "25.0% of the FLOPs" in card.text
     assert "(training_curves.png)" in card.text and (tmp_path / "training_curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_only_hub_ids_reach_the_card_metadata(tmp_path, monkeypatch):
+    """The Hub refuses local paths in `datasets:` / `base_model:` (after training, when the push fails): they go into
+    the card's text, and what stays in the metadata passes huggingface_hub's own repo-id check."""
+    from conftest import tiny_model
+    from huggingface_hub.utils import validate_repo_id
+
+    from hf_progressive.hub import split_hub_ids, write_model_card
+
+    monkeypatch.chdir(tmp_path)
+    local_model = tmp_path / "grown"
+    local_model.mkdir()
+    (tmp_path / "train.txt").write_text("text")
+    values = ["../shared/data/tinyshakespeare.txt", str(tmp_path / "x.txt"), "train.txt", "a corpus", "me/corpus"]
+    assert split_hub_ids([*values, "tinyshakespeare"]) == (["me/corpus", "tinyshakespeare"], values[:4])
+
+    path = write_model_card(
+        tmp_path / "card", tiny_model(1), datasets=["train.txt", "me/corpus"], base_model=str(local_model)
+    )
+    card = ModelCard.load(path)
+    assert card.data.datasets == ["me/corpus"] and card.data.base_model is None
+    for value in card.data.datasets:
+        validate_repo_id(value)
+    assert f"It continued training from the local checkpoint `{local_model}`." in card.text
+    assert "Training data: `train.txt` (not a Hub dataset)." in card.text
+    assert "The model sees at most 32 tokens" in card.text  # the context, with the pipeline call that respects it
