@@ -109,9 +109,12 @@ def test_random_init_scales_residual_projections_for_target_depth():
     assert blocks(model)[0].attn.c_attn.weight.std().item() == pytest.approx(0.02, rel=0.05)
 
 
-def test_cached_generation_matches_full_forward(tokens):
-    model = tiny_model(1)
-    grow(model, 4, init="copy")
+@pytest.mark.parametrize("start, init", [(1, "copy"), (2, "copy_inter")])
+def test_cached_generation_matches_full_forward(tokens, start, init):
+    # copy_inter MOVES the trained blocks (2 -> 5: positions 0, 1 become 0, 2): each block's KV-cache slot must
+    # follow its new position, or cached generation reads another block's keys.
+    model = tiny_model(start)
+    grow(model, 4 if init == "copy" else 5, init=init)
     generated = model.generate(tokens, max_new_tokens=8, do_sample=False, use_cache=True, pad_token_id=0)
     uncached = model.generate(tokens, max_new_tokens=8, do_sample=False, use_cache=False, pad_token_id=0)
     assert torch.equal(generated, uncached)
@@ -167,12 +170,18 @@ def test_growth_does_not_change_other_models_sharing_the_config():
     assert all(block.attn.config is model.config for block in blocks(model))
 
 
-def test_inverse_layer_index_scaling_is_renumbered():
-    model = tiny_model(1, scale_attn_by_inverse_layer_idx=True)
-    grow(model, 3, init="copy")
-    scalings = [block.attn.scaling for block in blocks(model)]
+def test_layer_index_and_its_scaling_follow_moved_blocks_in_self_and_cross_attention():
+    # copy_inter moves trained blocks to new positions (2 -> 5); self- and cross-attention both precompute their
+    # inverse-layer-index scaling from layer_idx at construction.
+    model = tiny_model(2, scale_attn_by_inverse_layer_idx=True, add_cross_attention=True)
+    moved = blocks(model)[1]
+    grow(model, 5, init="copy_inter")
+    assert list(blocks(model)).index(moved) != 1
     head_dim = 32 // 4
-    assert scalings == pytest.approx([head_dim**-0.5 / (i + 1) for i in range(3)])
+    for index, block in enumerate(blocks(model)):
+        for attention in (block.attn, block.crossattention):
+            assert attention.layer_idx == index
+            assert attention.scaling == pytest.approx(head_dim**-0.5 / (index + 1))
 
 
 def test_progressive_config_model_reserves_blocks_and_respects_target(tokens):

@@ -44,12 +44,13 @@ class GPT2Adapter(BlockStackAdapter):
     def renumber(self, model: nn.Module) -> None:
         # Reserved blocks are numbered for the position they will take when they enter the stack.
         for index, block in enumerate(list(self.blocks(model)) + self.reserved_blocks(model)):
-            attention = block.attn
-            attention.layer_idx = index
-            # The inverse-layer-index scaling is precomputed from layer_idx at construction.
-            if attention.scale_attn_by_inverse_layer_idx:
-                scaling = attention.head_dim**-0.5 if attention.scale_attn_weights else 1.0
-                attention.scaling = scaling / float(index + 1)
+            # Self-attention, and cross-attention when the config adds it: both hold a layer_idx (the KV-cache slot)
+            # and precompute their inverse-layer-index scaling from it at construction.
+            for attention in filter(None, (block.attn, getattr(block, "crossattention", None))):
+                attention.layer_idx = index
+                if attention.scale_attn_by_inverse_layer_idx:
+                    scaling = attention.head_dim**-0.5 if attention.scale_attn_weights else 1.0
+                    attention.scaling = scaling / float(index + 1)
 
     def set_config_depth(self, model: nn.Module, depth: int) -> None:
         model.config.n_layer = depth
