@@ -213,10 +213,19 @@ def read_checkpoint(path: str | os.PathLike) -> ProgressiveCheckpoint:
     )
 
 
-def check_resumable(checkpoint: ProgressiveCheckpoint, model: nn.Module, schedule: DepthSchedule, init: str) -> None:
+def check_resumable(
+    checkpoint: ProgressiveCheckpoint,
+    model: nn.Module,
+    schedule: DepthSchedule,
+    init: str,
+    optimizer_state: str | None = None,
+    max_steps: int | None = None,
+) -> None:
     """Check that ``model``, about to train under ``schedule`` with ``init``, can resume from ``checkpoint``.
 
-    ``model`` is the model the run starts from (at the schedule's first depth, with its reserve).
+    ``model`` is the model the run starts from (at the schedule's first depth, with its reserve). Schedules are
+    compared as the optimizer steps they grow at when ``max_steps`` is known (``'0@0,3@0.5'`` and ``'0@0,3@6'`` are
+    the same plan at 12 steps), else as written. ``optimizer_state`` is the new-parameter optimizer-state policy.
 
     Raises:
         ValueError: naming what differs — architecture fields, depth schedule, init, or depths.
@@ -237,7 +246,7 @@ def check_resumable(checkpoint: ProgressiveCheckpoint, model: nn.Module, schedul
             f"'{schedule}': resume it without depth_schedule, or start the progressive run from step 0."
         )
     saved_schedule = DepthSchedule(checkpoint.settings["schedule"])
-    if saved_schedule != schedule:
+    if not _same_plan(saved_schedule, schedule, max_steps):
         raise ValueError(
             f"Checkpoint {checkpoint.path} was trained with depth_schedule '{saved_schedule}', this run has "
             f"'{schedule}': resume with --depth_schedule '{saved_schedule}'."
@@ -247,6 +256,12 @@ def check_resumable(checkpoint: ProgressiveCheckpoint, model: nn.Module, schedul
         raise ValueError(
             f"Checkpoint {checkpoint.path} was trained with growth_init '{saved_init}', this run has '{init}': "
             f"resume with --growth_init {saved_init}."
+        )
+    saved_policy = checkpoint.settings.get("optimizer_state", "fresh")
+    if optimizer_state is not None and saved_policy != optimizer_state:
+        raise ValueError(
+            f"Checkpoint {checkpoint.path} was trained with new_params_optimizer_state '{saved_policy}', this run has "
+            f"'{optimizer_state}': resume with --new_params_optimizer_state {saved_policy}."
         )
     depth = current_depth(model)
     start = checkpoint.history[0]["from_depth"] if checkpoint.history else checkpoint.depth
@@ -261,6 +276,17 @@ def check_resumable(checkpoint: ProgressiveCheckpoint, model: nn.Module, schedul
             f"Checkpoint {checkpoint.path} is inconsistent: its growth history ends at {replayed} blocks but its "
             f"config.json says n_layer={checkpoint.depth}."
         )
+
+
+def _same_plan(saved: DepthSchedule, planned: DepthSchedule, max_steps: int | None) -> bool:
+    if saved == planned:
+        return True
+    if not max_steps or max_steps <= 0:
+        return False
+    try:
+        return saved.growth_steps(max_steps) == planned.growth_steps(max_steps)
+    except ValueError:  # a stage beyond max_steps: not the same plan (on_train_begin says why)
+        return False
 
 
 def regrow_to_checkpoint(model: nn.Module, checkpoint: ProgressiveCheckpoint) -> None:

@@ -620,7 +620,10 @@ class ProgressiveTrainer(Trainer):
 
     def _regrow_for_resume(self, path: str) -> None:
         checkpoint = read_checkpoint(path)
-        check_resumable(checkpoint, self.model, self.growth_plan.schedule, self.growth_plan.init)
+        plan = self.growth_plan
+        check_resumable(
+            checkpoint, self.model, plan.schedule, plan.init, plan.optimizer_state, max_steps=self.args.max_steps
+        )
         # The optimizer must list parameters in the order of the run that saved the checkpoint, which built it
         # before any growth. Build it now, before replaying growth: parameters keep their identity through
         # growth, so each saved optimizer state then loads onto the parameter it belongs to.

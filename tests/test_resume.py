@@ -292,3 +292,24 @@ def test_a_failing_model_card_does_not_stop_training(tmp_path, monkeypatch, capl
         trainer.train()
     assert trainer.state.global_step == 12 and (tmp_path / "checkpoint-12" / "model.safetensors").is_file()
     assert "Could not write the model card" in caplog.text and "no card today" in caplog.text
+
+
+def test_resume_compares_the_plan_not_how_it_is_written(finished_runs, tmp_path):
+    """'0@0,3@6' at 12 steps is the plan '0@0,3@0.5' was: it resumes to the same losses. A different policy for
+    the new parameters' optimizer state is a different run: refused before any step."""
+    output_dir, uninterrupted = finished_runs["0->3 random, AdamW"]
+    checkpoint = copy_checkpoint(output_dir, 4, tmp_path)
+    resumed = ProgressiveTrainer(
+        model=tiny_model(0), args=arguments(tmp_path, "0@0,3@6"), train_dataset=token_dataset()
+    )
+    resumed.train(resume_from_checkpoint=checkpoint)
+    expected, got = step_losses(uninterrupted, after=4), step_losses(resumed, after=4)
+    assert max(abs(got[s] - expected[s]) for s in got) <= TOLERANCE and len(got) == 8
+
+    name = "1->2->4 copy_inter, Muon-NSGD, accumulation"
+    output_dir, _ = finished_runs[name]
+    depth, schedule, init, extra = RUNS[name]
+    args = arguments(tmp_path / "b", schedule, init, new_params_optimizer_state="copy", **extra)
+    run = ProgressiveTrainer(model=tiny_model(depth), args=args, train_dataset=token_dataset())
+    with pytest.raises(ValueError, match="trained with new_params_optimizer_state 'fresh', this run has 'copy'"):
+        run.train(resume_from_checkpoint=str(output_dir / "checkpoint-8"))
