@@ -105,10 +105,12 @@ class ComputeTracker:
     def ratio(self) -> float:
         return self.flops / self.fixed_equivalent if self.fixed_equivalent else 1.0
 
-    def metrics(self) -> dict[str, float]:
+    def metrics(self, processes: int = 1) -> dict[str, float]:
+        """FLOPs so far of the whole run: this process's count times ``processes`` (data-parallel processes train
+        equal batches, and ``Trainer`` sums ``total_flos`` over them the same way)."""
         return {
-            "flops": self.flops,
-            "flops_fixed_equivalent": self.fixed_equivalent,
+            "flops": self.flops * processes,
+            "flops_fixed_equivalent": self.fixed_equivalent * processes,
             "compute_saved": 1.0 - self.ratio,
         }
 

@@ -421,7 +421,7 @@ class ProgressiveTrainer(Trainer):
         if self.growth_plan is not None:
             logs = {**logs, "depth": current_depth(self.model)}
             if "loss" in logs or "train_loss" in logs:
-                logs.update(self.compute.metrics())
+                logs.update(self.compute.metrics(processes=self.args.world_size))
         super().log(logs, start_time)
 
     def floating_point_ops(self, inputs: dict[str, Any]) -> float:

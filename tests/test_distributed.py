@@ -67,6 +67,16 @@ def test_two_processes_grow_in_sync_and_match_one_process(runs):
     assert "DDP all-reduces only the gradients of blocks in the stack" in output  # the reserve-aware hook is on
     assert "processes:             2, parameters verified identical on all of them" in output
     assert not (two / "_tokenizer").exists() and not (two / "tokenizer").exists()  # the hand-over folder is gone
+    # The FLOPs on every log line (and the card's loss-vs-FLOPs plot) count both processes, as config.json does.
+    for run in (one, two):
+        logged = [
+            e["flops"] for e in json.loads((run / "trainer_state.json").read_text())["log_history"] if "flops" in e
+        ]
+        recorded = json.loads((run / "config.json").read_text())["progressive"]["flops"]
+        assert logged[-1] == pytest.approx(recorded, rel=1e-9)
+    assert logged[-1] == pytest.approx(
+        [e["flops"] for e in json.loads((one / "trainer_state.json").read_text())["log_history"] if "flops" in e][-1]
+    )
     summary_one, summary_two = (json.loads((d / "summary.json").read_text()) for d in (one, two))
     assert [g["step"] for g in summary_two["growth_history"]] == [24]
     expected = pytest.approx(summary_one["eval"]["eval_loss"], rel=ONE_VS_TWO_PROCESSES_RTOL)
