@@ -128,7 +128,8 @@ def register_reserve_aware_comm_hook(wrapped: nn.Module, model: nn.Module) -> bo
 
     ``wrapped`` is the DDP module, ``model`` the model it wraps. Reserve membership is read at every step, so a
     block's parameters are reduced again from the first update after it enters the stack. Returns whether the hook
-    was registered (``wrapped`` is not DDP, or already has a hook: nothing is done).
+    was registered (``wrapped`` is not DDP, or already has a hook, e.g. accelerate's: nothing is done, with a
+    warning for a foreign hook).
     """
     if not isinstance(wrapped, DistributedDataParallel) or getattr(wrapped, "_progressive_comm_hook", False):
         return False
@@ -173,7 +174,15 @@ def register_reserve_aware_comm_hook(wrapped: nn.Module, model: nn.Module) -> bo
 
         return dist.all_reduce(compact, async_op=True).get_future().then(write_back)
 
-    wrapped.register_comm_hook(state=None, hook=hook)
+    try:
+        wrapped.register_comm_hook(state=None, hook=hook)
+    except RuntimeError as error:  # DDP takes one hook, and accelerate may have registered its own (compression)
+        logger.warning(
+            "DDP already has a communication hook (%s); keeping it. Reserved blocks' empty gradients are then "
+            "all-reduced every step too, which costs bandwidth, not correctness.",
+            error,
+        )
+        return False
     wrapped._progressive_comm_hook = True
     return True
 

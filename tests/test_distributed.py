@@ -203,3 +203,24 @@ def test_comm_hook_reduces_active_gradients_and_skips_the_reserve(tmp_path):
         verdict = json.loads((tmp_path / f"{rank}.json").read_text())
         assert verdict["active_match"] and verdict["reserved_empty"]
         assert verdict["reduced"] == verdict["active_elements"]  # nothing of the reserve was communicated
+
+
+def test_a_comm_hook_registered_before_ours_is_kept(tmp_path, caplog):
+    """accelerate registers its own DDP hook when its config asks for gradient compression; DDP takes one."""
+    import torch.distributed as dist
+    from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import fp16_compress_hook
+    from torch.nn.parallel import DistributedDataParallel
+
+    from hf_progressive import reserve_blocks
+    from hf_progressive.distributed import register_reserve_aware_comm_hook
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        model = tiny_model(0)
+        reserve_blocks(model, final_depth=2)
+        wrapped = DistributedDataParallel(model, find_unused_parameters=True)
+        wrapped.register_comm_hook(state=None, hook=fp16_compress_hook)
+        assert register_reserve_aware_comm_hook(wrapped, model) is False
+        assert "DDP already has a communication hook" in caplog.text
+    finally:
+        dist.destroy_process_group()
