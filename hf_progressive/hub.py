@@ -37,8 +37,18 @@ TEMPLATE_NAME = "progressive_gpt2.md"
 # huggingface_hub's HTTP errors derive from the base error of the HTTP client it uses (httpx2, httpx or requests,
 # depending on its version), which also covers connection failures: take it from there instead of importing one.
 _CLIENT_HTTP_ERROR = next((base for base in HfHubHTTPError.__mro__[1:] if base.__name__ == "HTTPError"), OSError)
-#: What huggingface_hub raises when the Hub is unreachable, refuses a request, or no token is found.
+#: What a push can raise: the Hub refusing a request or unreachable, no token found, or a local I/O error while the
+#: files are prepared (caught too, so that the message says which it was; see :func:`explain_push_failure`).
 HUB_ERRORS = (HfHubHTTPError, _CLIENT_HTTP_ERROR, OSError)
+#: Modules whose exceptions mean the network failed, not this machine.
+_NETWORK_MODULES = ("httpx", "httpx2", "httpcore", "requests", "urllib3", "socket", "ssl")
+
+
+def is_network_error(error: BaseException) -> bool:
+    """Whether ``error`` (raised during a push) means the Hub could not be reached, rather than a local failure."""
+    if isinstance(error, (_CLIENT_HTTP_ERROR, ConnectionError, TimeoutError)):
+        return True
+    return type(error).__module__.split(".")[0] in _NETWORK_MODULES
 
 
 class HubPushError(RuntimeError):
@@ -230,6 +240,8 @@ def explain_push_failure(repo_id: str | None, error: BaseException, local_dir: s
         reason = "the Hub refused the token (missing or invalid): run `hf auth login` or pass `token=` / --hub_token"
     elif status == 403:
         reason = "the token has no write access to this repository"
+    elif status is None and not is_network_error(error):
+        reason = f"it failed on this machine, not at the Hub ({type(error).__name__}: {error})"
     elif status is None:
         reason = f"the Hub could not be reached ({type(error).__name__}: {error})"
     else:

@@ -373,6 +373,7 @@ class ProgressiveTrainer(Trainer):
         self._step_loss: tuple[int, torch.Tensor] | None = None  # (step, sum of its micro-batch losses)
         # What create_model_card was told (data, base model, license...), kept for every later rewrite of the card.
         self._card_details: dict[str, Any] = {}
+        self._saves = 0  # save_model calls, so a failed push saves the model only if Trainer had not yet
         self.growth_callback: GrowthCallback | None = None
         if plan is not None:
             self.compute = ComputeTracker(copy.deepcopy(self.model.config), plan.schedule.final_depth)
@@ -476,6 +477,7 @@ class ProgressiveTrainer(Trainer):
                 self.model.config, flops=totals["flops"], flops_fixed_equivalent=totals["flops_fixed_equivalent"]
             )
         super().save_model(output_dir, _internal_call)
+        self._saves += 1
         if self.compute is not None and self.args.should_save:
             try:
                 write_model_card(
@@ -530,14 +532,16 @@ class ProgressiveTrainer(Trainer):
             HubPushError: when the Hub cannot be reached or refuses the push (e.g. no token). The model is then
                 saved in ``output_dir`` all the same, and earlier checkpoints are untouched.
         """
+        saves_before = self._saves
         try:
             return super().push_to_hub(*positional, **kwargs)
         except (HubPushError, *HUB_ERRORS) as error:
-            # Trainer creates the repository before it saves: make sure the model is on disk either way.
-            try:
-                self.save_model(_internal_call=True)
-            except OSError:
-                logger.exception("Saving the model to %s after the failed push failed too.", self.args.output_dir)
+            # Trainer creates the repository before it saves: if that failed, the model is not on disk yet.
+            if self._saves == saves_before:
+                try:
+                    self.save_model(_internal_call=True)
+                except OSError:
+                    logger.exception("Saving the model to %s after the failed push failed too.", self.args.output_dir)
             repo_id = self.hub_model_id or self.args.hub_model_id
             cause = error.__cause__ if isinstance(error, HubPushError) else error
             raise HubPushError(explain_push_failure(repo_id, cause, self.args.output_dir)) from error
