@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from .adapters import get_adapter
+from .adapters import get_adapter, unwrap_model
 from .adapters.base import replace_contents
 from .inits import Copy, Fresh, Keep, get_init
 
@@ -48,8 +48,8 @@ def target_depth_of(model: nn.Module) -> int | None:
 
 
 def current_depth(model: nn.Module) -> int:
-    """Number of blocks the model runs."""
-    return get_adapter(model).depth(model)
+    """Number of blocks the model runs (the model inside a PEFT, DDP or ``torch.compile`` wrapper)."""
+    return get_adapter(model).depth(unwrap_model(model))
 
 
 def reserve_blocks(model: nn.Module, final_depth: int, initial_depth: int | None = None) -> int:

@@ -43,7 +43,7 @@ from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import SchedulerType
 from transformers.utils import CONFIG_NAME
 
-from .adapters import get_adapter
+from .adapters import get_adapter, unwrap_model
 from .checkpointing import (
     check_resumable,
     check_weights_match,
@@ -92,7 +92,7 @@ def plan_growth(model: nn.Module, args: Any) -> GrowthPlan | None:
     if explicit is None and recorded is None:
         return None
     adapter = get_adapter(model)
-    depth = adapter.depth(model)
+    depth = adapter.depth(unwrap_model(model))
     already_grown = bool(metadata.get("growth_history"))
     if explicit is None and (already_grown or DepthSchedule(recorded).initial_depth != depth):
         # A schedule recorded by an earlier run (e.g. in a grown checkpoint) must not reset the trained model.
@@ -117,7 +117,7 @@ def plan_growth(model: nn.Module, args: Any) -> GrowthPlan | None:
     check_init_for_schedule(init, schedule)
     optimizer_state = getattr(args, "new_params_optimizer_state", "fresh")
     check_optimizer_state_policy(optimizer_state, init)
-    reserved = len(adapter.reserved_blocks(model))
+    reserved = len(adapter.reserved_blocks(unwrap_model(model)))
     if depth + reserved > schedule.final_depth:
         raise ValueError(
             f"The model has {depth + reserved} blocks ({depth} active, {reserved} reserved) but depth_schedule "
@@ -587,13 +587,18 @@ class ProgressiveTrainer(Trainer):
     def train(self, resume_from_checkpoint: str | bool | None = None, *positional, **kwargs):
         """``Trainer.train``; resuming a progressive run re-grows the model to the checkpoint's depth first.
 
-        ``resume_from_checkpoint=True`` picks the last checkpoint of ``output_dir`` whose save finished (see
-        :func:`~hf_progressive.checkpointing.last_complete_checkpoint`).
+        With a depth schedule, ``resume_from_checkpoint=True`` picks the last checkpoint of ``output_dir`` whose save
+        finished (see :func:`~hf_progressive.checkpointing.last_complete_checkpoint`). Without one, this is
+        ``Trainer.train`` unchanged (PEFT adapter and sharded checkpoints resume as Trainer resumes them).
 
         Raises:
-            ValueError: before any step, if the checkpoint is incomplete or does not match this run (architecture,
-                depth schedule, init, depth, weight names).
+            ValueError: before any step, if the checkpoint is missing, incomplete or does not match this run
+                (architecture, depth schedule, init, optimizer-state policy, depth, weight names).
         """
+        if self.growth_plan is None:
+            if isinstance(resume_from_checkpoint, str):
+                logger.info("Resuming from %s.", resume_from_checkpoint)
+            return super().train(resume_from_checkpoint, *positional, **kwargs)
         if resume_from_checkpoint is True:
             resume_from_checkpoint = last_complete_checkpoint(self.args.output_dir)
             if resume_from_checkpoint is None:
@@ -603,7 +608,6 @@ class ProgressiveTrainer(Trainer):
             # and a truncated weights file fails deep inside safetensors without its name.
             step = require_complete(resume_from_checkpoint)
             logger.info("Resuming from %s (step %d).", resume_from_checkpoint, step)
-        if self.growth_plan is not None and resume_from_checkpoint:
             self._regrow_for_resume(resume_from_checkpoint)
         output = super().train(resume_from_checkpoint or None, *positional, **kwargs)
         if self.compute is not None:

@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import pytest
 import torch
@@ -281,3 +282,41 @@ def test_flops_are_counted_for_batch_encoding_inputs(tmp_path):
     spent = trainer.floating_point_ops(batch)
     assert spent > 0 and trainer.compute.flops == spent
     assert trainer.compute.fixed_equivalent > spent  # counted at depth 0 against the target depth 3
+
+
+def test_a_lora_wrapped_grown_checkpoint_fine_tunes_and_resumes_like_with_trainer(tmp_path):
+    """No growth is asked for: a PEFT model around a grown GPT-2 trains, checkpoints its adapter and resumes from
+    `resume_from_checkpoint=True` as with transformers.Trainer (adapter checkpoints hold no model.safetensors)."""
+    from peft import LoraConfig, get_peft_model
+
+    from hf_progressive import current_depth, grow
+
+    base = tiny_model(1)
+    base.config.progressive = {"depth_schedule": "1@0,2@0.5", "growth_init": "copy"}
+    grow(base, 2, init="copy")
+    base.config.progressive["growth_history"] = [{"step": 6, "from_depth": 1, "to_depth": 2, "init": "copy"}]
+    model = get_peft_model(base, LoraConfig(r=4, target_modules=["c_attn"], fan_in_fan_out=True))
+    assert current_depth(model) == 2  # the model inside the wrapper
+    args = progressive_arguments(tmp_path, depth_schedule=None, max_steps=4, save_strategy="steps", save_steps=2)
+    ProgressiveTrainer(model=model, args=args, train_dataset=token_dataset()).train()
+    assert (tmp_path / "checkpoint-2" / "adapter_model.safetensors").is_file()
+    assert not (tmp_path / "checkpoint-2" / "model.safetensors").exists()
+
+    shutil.rmtree(tmp_path / "checkpoint-4")
+    again = get_peft_model(tiny_model(2), LoraConfig(r=4, target_modules=["c_attn"], fan_in_fan_out=True))
+    resumed = ProgressiveTrainer(model=again, args=args, train_dataset=token_dataset())
+    resumed.train(resume_from_checkpoint=True)
+    assert resumed.state.global_step == 4
+
+
+def test_adapters_resolve_the_model_inside_wrappers():
+    from peft import LoraConfig, get_peft_model
+
+    from hf_progressive import current_depth, get_adapter
+    from hf_progressive.adapters import unwrap_model
+
+    model = tiny_model(2)
+    lora = get_peft_model(model, LoraConfig(r=2, target_modules=["c_attn"], fan_in_fan_out=True))
+    for wrapped in (torch.compile(model), torch.nn.DataParallel(model), lora, torch.compile(lora)):
+        assert unwrap_model(wrapped) is model or unwrap_model(wrapped) is lora.get_base_model()
+        assert current_depth(wrapped) == 2 and get_adapter(wrapped).name == "gpt2"

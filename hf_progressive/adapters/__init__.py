@@ -2,6 +2,6 @@
 
 from . import gpt2  # noqa: F401  (registers the GPT-2 adapter)
 from .base import BlockStackAdapter
-from .registry import get_adapter, register_adapter, supported_adapters
+from .registry import get_adapter, register_adapter, supported_adapters, unwrap_model
 
-__all__ = ["BlockStackAdapter", "get_adapter", "register_adapter", "supported_adapters"]
+__all__ = ["BlockStackAdapter", "get_adapter", "register_adapter", "supported_adapters", "unwrap_model"]
