@@ -192,6 +192,18 @@ class GrowthCallback(TrainerCallback, ExportableState):
         self._earlier_lineage: list[dict] = []
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if self.history and state.global_step == 0 and model is not None:
+            # Trainer started a new training loop on the same, already grown model: a second train() call, or
+            # auto_find_batch_size retrying with a smaller batch after running out of memory (likely after growth,
+            # where steps cost most). A grown model cannot restart a schedule that begins shallower.
+            raise ValueError(
+                f"This trainer's model already grew to {current_depth(model)} blocks (at step "
+                f"{self.history[-1]['step']}) in an earlier training loop; a new loop would restart depth_schedule "
+                f"'{self.schedule}' from step 0 at {self.schedule.initial_depth} blocks. If auto_find_batch_size "
+                "retried after an out-of-memory error, set a --per_device_train_batch_size that fits the full depth "
+                "instead; to train more, resume from a checkpoint or build a new trainer (a grown model fine-tunes "
+                "without depth_schedule)."
+            )
         # Resolving here (max_steps is known now) raises for a stage beyond the run before any step is taken.
         growth_steps = self.schedule.growth_steps(state.max_steps)
         self._growth_at = {g.step: g.to_depth for g in growth_steps}

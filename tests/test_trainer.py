@@ -320,3 +320,14 @@ def test_adapters_resolve_the_model_inside_wrappers():
     for wrapped in (torch.compile(model), torch.nn.DataParallel(model), lora, torch.compile(lora)):
         assert unwrap_model(wrapped) is model or unwrap_model(wrapped) is lora.get_base_model()
         assert current_depth(wrapped) == 2 and get_adapter(wrapped).name == "gpt2"
+
+
+def test_a_second_training_loop_after_growth_says_why_it_cannot_restart(tmp_path):
+    """auto_find_batch_size restarts the inner loop from step 0 after an out-of-memory error; so does a second
+    train(). The grown model cannot restart a schedule that begins shallower: say so, not 'expects 0 blocks'."""
+    trainer = ProgressiveTrainer(
+        model=tiny_model(0), args=progressive_arguments(tmp_path), train_dataset=token_dataset()
+    )
+    trainer.train()
+    with pytest.raises(ValueError, match=r"already grew to 3 blocks \(at step 6\) in an earlier training loop"):
+        trainer.train()
