@@ -3,7 +3,8 @@
 It knows nothing of ``Trainer``: use it in a hand-written loop, a notebook or offline surgery. Inside a
 training run, call :func:`reserve_blocks` before the optimizer is built, so that the blocks growth will add
 already exist (as parameters no forward pass uses) and stay the same ``Parameter`` objects when they enter the
-stack. The optimizer, the LR scheduler and DDP/FSDP wrappers then never see a parameter appear.
+stack. The optimizer, the LR scheduler and a DDP wrapper then never see a parameter appear. (FSDP and DeepSpeed
+shard parameters at wrap time; growing under them is refused by ProgressiveTrainer.)
 """
 
 from __future__ import annotations

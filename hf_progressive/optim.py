@@ -142,7 +142,8 @@ def conv1d_lr_correction(weight: torch.Tensor) -> float:
     care (the orthogonalised transpose is the transpose of the orthogonalised matrix), but its LR factor
     ``sqrt(max(1, rows / cols))`` does: without correction the fused ``c_attn`` (``d x 3d``) would get 1 instead of
     ``sqrt(3)``, ``mlp.c_fc`` 1 instead of 2 and ``mlp.c_proj`` 2 instead of 1. The fused Q|K|V matrix is
-    orthogonalised as one ``3d x d`` matrix, as nanoGPT-style Muon (the paper's code base) does.
+    orthogonalised here as one ``3d x d`` matrix; modded-nanogpt's Muon splits it into Q, K and V first, which this
+    package does not offer yet.
     """
     fan_in, fan_out = weight.shape
     return (max(1.0, fan_out / fan_in) / max(1.0, fan_in / fan_out)) ** 0.5
