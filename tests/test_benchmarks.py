@@ -5,11 +5,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO_ROOT, SHAKESPEARE
+from conftest import REPO_ROOT, needs_shared
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not SHAKESPEARE.exists(), reason="needs ../shared/data/tinyshakespeare.txt"),
+    needs_shared,
 ]
 
 

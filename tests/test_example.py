@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, SHAKESPEARE
+from conftest import REPO_ROOT, SHAKESPEARE, needs_shared
 
 EXAMPLE = REPO_ROOT / "examples" / "run_clm_progressive.py"
 QUICK = [
@@ -122,7 +122,7 @@ def test_embedded_default_corpus_then_keep_growing(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not SHAKESPEARE.exists(), reason="needs ../shared/data/tinyshakespeare.txt")
+@needs_shared
 def test_user_text_files_under_accelerate_launch(tmp_path):
     launcher = Path(sys.executable).parent / "accelerate"
     assert launcher.exists(), "accelerate's launcher is installed beside the Python that runs the tests"
