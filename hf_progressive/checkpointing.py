@@ -25,6 +25,7 @@ from safetensors import safe_open
 from torch import nn
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from .adapters import get_adapter
 from .configuration import METADATA_KEY, checked_metadata
 from .growth import current_depth, grow
 from .schedule import DepthSchedule
@@ -38,18 +39,6 @@ SAFE_WEIGHTS_INDEX = "model.safetensors.index.json"
 WEIGHTS = "pytorch_model.bin"
 #: Name under which ``GrowthCallback`` keeps its state in ``trainer_state.json``.
 CALLBACK_STATE = "GrowthCallback"
-#: Config fields that must agree between a checkpoint and the model that resumes from it.
-ARCHITECTURE_FIELDS = (
-    "vocab_size",
-    "n_positions",
-    "n_embd",
-    "n_head",
-    "n_inner",
-    "activation_function",
-    "scale_attn_by_inverse_layer_idx",
-    "reorder_and_upcast_attn",
-    "tie_word_embeddings",
-)
 _CHECKPOINT_RE = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
 
 
@@ -66,10 +55,6 @@ class ProgressiveCheckpoint:
     settings: dict[str, Any] = field(default_factory=dict)
     #: ``GrowthCallback`` attributes beyond the history (compute tracker, pending growth losses).
     attributes: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def depth(self) -> int:
-        return int(self.config["n_layer"])
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -230,10 +215,11 @@ def check_resumable(
     Raises:
         ValueError: naming what differs — architecture fields, depth schedule, init, or depths.
     """
+    adapter = get_adapter(model)
     config = model.config.to_dict()
     differences = [
         f"{name}: checkpoint {checkpoint.config.get(name)!r}, model {config.get(name)!r}"
-        for name in ARCHITECTURE_FIELDS
+        for name in adapter.architecture_fields
         if name in checkpoint.config and checkpoint.config.get(name) != config.get(name)
     ]
     if differences:
@@ -263,18 +249,18 @@ def check_resumable(
             f"Checkpoint {checkpoint.path} was trained with new_params_optimizer_state '{saved_policy}', this run has "
             f"'{optimizer_state}': resume with --new_params_optimizer_state {saved_policy}."
         )
-    depth = current_depth(model)
-    start = checkpoint.history[0]["from_depth"] if checkpoint.history else checkpoint.depth
+    depth, saved_depth, field = current_depth(model), adapter.config_depth(checkpoint.config), adapter.depth_field
+    start = checkpoint.history[0]["from_depth"] if checkpoint.history else saved_depth
     if start != depth:
         raise ValueError(
             f"Checkpoint {checkpoint.path} comes from a run that started at {start} blocks, but the model has "
-            f"{depth}: build the model as that run did (n_layer={start}, or the target depth)."
+            f"{depth}: build the model as that run did ({field}={start}, or the target depth)."
         )
     replayed = checkpoint.history[-1]["to_depth"] if checkpoint.history else depth
-    if replayed != checkpoint.depth:
+    if replayed != saved_depth:
         raise ValueError(
             f"Checkpoint {checkpoint.path} is inconsistent: its growth history ends at {replayed} blocks but its "
-            f"config.json says n_layer={checkpoint.depth}."
+            f"config.json says {field}={saved_depth}."
         )
 
 

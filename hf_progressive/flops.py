@@ -7,44 +7,61 @@ Two conventions from PAPER.md, both reported because the paper does not say whic
 * per-token forward cost ``2 * N_nonemb + 2 * d * V + 2 * depth * n_ctx * d`` (blocks, LM head, attention
   scores), of which training spends three times as much (forward + backward).
 
-Formulas read the GPT-2 config, so the fixed-depth equivalent needs no model of the target depth.
+Parameter counts come from the family's real modules, built once per configuration on the meta device by its
+adapter (:meth:`~hf_progressive.adapters.BlockStackAdapter.parameter_counts`), so the fixed-depth equivalent needs
+no model of the target depth and a new family needs no closed form here.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 
+from .adapters import ParameterCounts, adapter_for_config
 from .schedule import DepthSchedule
 
 
+def parameter_counts(config) -> ParameterCounts:
+    """Parameters of one block, of the embeddings and of the rest, for the family and width of ``config``."""
+    adapter = adapter_for_config(config)
+    fields = {name: getattr(config, name, None) for name in adapter.architecture_fields}
+    return _counts(adapter.name, json.dumps(fields, sort_keys=True, default=str), config)
+
+
+_COUNTS: dict[tuple[str, str], ParameterCounts] = {}
+
+
+def _counts(name: str, key: str, config) -> ParameterCounts:
+    # Counting builds a model on the meta device: once per family and architecture, not once per step.
+    if (name, key) not in _COUNTS:
+        _COUNTS[(name, key)] = adapter_for_config(config).parameter_counts(config)
+    return _COUNTS[(name, key)]
+
+
 def block_parameters(config) -> int:
-    """Parameters of one GPT-2 block: attention, MLP and two LayerNorms."""
-    d = config.n_embd
-    inner = config.n_inner if config.n_inner is not None else 4 * d
-    attention = (d * 3 * d + 3 * d) + (d * d + d)
-    mlp = (d * inner + inner) + (inner * d + d)
-    layer_norms = 2 * 2 * d
-    return attention + mlp + layer_norms
+    """Parameters of one block of the stack."""
+    return parameter_counts(config).block
 
 
 def embedding_parameters(config) -> int:
-    """Token and position embeddings (the LM head is tied to the token embedding)."""
-    return (config.vocab_size + config.n_positions) * config.n_embd
+    """Token and position embeddings (a tied LM head is the token embedding)."""
+    return parameter_counts(config).embedding
 
 
 def non_embedding_parameters(config, depth: int) -> int:
-    """Parameters of ``depth`` blocks plus the final LayerNorm."""
-    return depth * block_parameters(config) + 2 * config.n_embd
+    """Parameters of ``depth`` blocks plus everything outside the stack but the embeddings (final norm)."""
+    counts = parameter_counts(config)
+    return depth * counts.block + counts.other
 
 
 def total_parameters(config, depth: int) -> int:
-    """All parameters of a GPT-2 of ``depth`` blocks (tied LM head counted once)."""
+    """All parameters of a model of ``depth`` blocks (a tied LM head counted once)."""
     return embedding_parameters(config) + non_embedding_parameters(config, depth)
 
 
 def forward_flops_per_token(config, depth: int, context_length: int) -> int:
     """Forward FLOPs per token: ``2 N_nonemb + 2 d V + 2 depth n_ctx d`` (PAPER.md)."""
-    d = config.n_embd
+    d = adapter_for_config(config).hidden_size(config)
     return 2 * non_embedding_parameters(config, depth) + 2 * d * config.vocab_size + 2 * depth * context_length * d
 
 
@@ -70,7 +87,8 @@ def schedule_compute_ratios(
     config, schedule: DepthSchedule, max_steps: int, context_length: int | None = None
 ) -> ComputeRatios:
     """Compute ratios of a whole run that follows ``schedule`` for ``max_steps`` equal steps."""
-    context_length = config.n_positions if context_length is None else context_length
+    if context_length is None:
+        context_length = adapter_for_config(config).context_length(config)
     target = schedule.final_depth
     boundaries = schedule.resolve(max_steps) + [max_steps]
     spans = [(stage.depth, end - start) for stage, start, end in zip(schedule.stages, boundaries, boundaries[1:])]

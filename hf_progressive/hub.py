@@ -23,15 +23,13 @@ from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 from huggingface_hub.utils import validate_repo_id
 from torch import nn
 
+from .adapters import CardSpec, get_adapter
 from .configuration import progressive_metadata
 
 logger = logging.getLogger(__name__)
 
-#: Tags every card carries, so grown models can be found on the Hub.
-CARD_TAGS = ["progressive-training", "hf_progressive", "gpt2", "text-generation"]
 #: File name of the loss plot saved beside the card.
 PLOT_NAME = "training_curves.png"
-TEMPLATE_NAME = "progressive_gpt2.md"
 
 
 # huggingface_hub's HTTP errors derive from the base error of the HTTP client it uses (httpx2, httpx or requests,
@@ -55,9 +53,18 @@ class HubPushError(RuntimeError):
     """A push to the Hub failed; the local files it was pushing are intact."""
 
 
-def template_path() -> Path:
-    """Path of the model-card template (``model_cards/`` of the source tree, shipped inside the package)."""
-    return Path(str(resources.files("hf_progressive.model_cards") / TEMPLATE_NAME))
+def template_path(name: str | None = None) -> Path:
+    """Path of a model-card template (``model_cards/`` of the source tree, shipped inside the package); by default
+    the first registered adapter's."""
+    if name is None:
+        name = _default_card().template
+    return Path(str(resources.files("hf_progressive.model_cards") / name))
+
+
+def _default_card() -> CardSpec:
+    from .adapters.registry import _ADAPTERS, list_adapters
+
+    return _ADAPTERS[list_adapters()[0]].card
 
 
 def build_model_card(
@@ -81,6 +88,7 @@ def build_model_card(
         plot: relative path of the loss plot to show in the card, if one was saved beside it.
         model_name, repo_id, datasets, base_model, license, language, tags: card metadata.
     """
+    adapter = get_adapter(model)
     metadata = progressive_metadata(model.config)
     history = list(metadata.get("growth_history") or [])
     flops, fixed = metadata.get("flops"), metadata.get("flops_fixed_equivalent")
@@ -117,8 +125,8 @@ def build_model_card(
     }
     card_data = ModelCardData(
         library_name="transformers",
-        pipeline_tag="text-generation",
-        tags=list(dict.fromkeys(CARD_TAGS + list(tags or []))),
+        pipeline_tag=adapter.card.pipeline_tag,
+        tags=list(dict.fromkeys([*adapter.card.tags, *(tags or [])])),
         datasets=datasets or None,
         base_model=base_models[0] if base_models else None,
         license=license,
@@ -127,15 +135,15 @@ def build_model_card(
         eval_results=eval_results,
         progressive_training=growth,
     )
-    depth = model.config.n_layer
+    depth = adapter.config_depth(model.config)
     return ModelCard.from_template(
         card_data,
-        template_path=str(template_path()),
+        template_path=str(template_path(adapter.card.template)),
         model_name=name,
         repo_id=repo_id,
         local_datasets=local_datasets,
         local_base_model=local_base_models[0] if local_base_models else None,
-        context_length=getattr(model.config, "n_positions", None),
+        context_length=adapter.context_length(model.config),
         initial_depth=history[0]["from_depth"] if history else depth,
         final_depth=depth,
         compute_saved=compute_saved,

@@ -23,7 +23,8 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers.pytorch_utils import Conv1D
+
+from .adapters import get_adapter
 
 MUON_NSGD = "muon_nsgd"
 NSGD_NORMS = ("tensor", "row")
@@ -136,9 +137,10 @@ def _check_nsgd_norm(norm: str) -> None:
 
 
 def conv1d_lr_correction(weight: torch.Tensor) -> float:
-    """LR factor that makes ``torch.optim.Muon`` treat a GPT-2 ``Conv1D`` weight like the ``nn.Linear`` it stands for.
+    """LR factor that makes ``torch.optim.Muon`` treat a weight stored ``(in, out)`` (an adapter's
+    ``transposed_weight_types``, e.g. GPT-2's ``Conv1D``) like the ``nn.Linear`` it stands for.
 
-    ``Conv1D`` stores ``(in, out)``, the transpose of ``nn.Linear``'s ``(out, in)``. Muon's orthogonalisation does not
+    Such a layer stores ``(in, out)``, the transpose of ``nn.Linear``'s ``(out, in)``. Muon's orthogonalisation does not
     care (the orthogonalised transpose is the transpose of the orthogonalised matrix), but its LR factor
     ``sqrt(max(1, rows / cols))`` does: without correction the fused ``c_attn`` (``d x 3d``) would get 1 instead of
     ``sqrt(3)``, ``mlp.c_fc`` 1 instead of 2 and ``mlp.c_proj`` 2 instead of 1. The fused Q|K|V matrix is
@@ -149,12 +151,21 @@ def conv1d_lr_correction(weight: torch.Tensor) -> float:
     return (max(1.0, fan_out / fan_in) / max(1.0, fan_in / fan_out)) ** 0.5
 
 
+def _transposed_weight_types(model: nn.Module) -> tuple[type, ...]:
+    """Module types of ``model``'s family that store weights ``(in, out)`` (its adapter says; none if it has none)."""
+    try:
+        return get_adapter(model).transposed_weight_types
+    except ValueError:  # a model no adapter knows: every weight is taken as nn.Linear's (out, in)
+        return ()
+
+
 def muon_nsgd_param_groups(
     model: nn.Module,
     lr: float,
     weight_decay: float,
     decay_parameter_names: Iterable[str] | None = None,
     muon_embeddings: bool = False,
+    transposed_weight_types: tuple[type, ...] | None = None,
 ) -> list[dict[str, Any]]:
     """Param groups for :class:`MuonNSGD`: every 2-D weight to Muon, everything else to normalised SGD.
 
@@ -163,6 +174,8 @@ def muon_nsgd_param_groups(
             none. Default: every parameter decays.
         muon_embeddings: whether the (tied) token embedding and the position embedding go to Muon; the paper leaves
             this open. Default: normalised SGD.
+        transposed_weight_types: module types that store weights ``(in, out)``; default: what the model's adapter
+            says (none for a model no adapter knows).
 
     The first group is an unscaled normalised-SGD group, so ``Trainer`` logs the shared learning rate.
     """
@@ -172,13 +185,15 @@ def muon_nsgd_param_groups(
         # A tied weight has several owners (GPT-2's wte and lm_head): any owner of the kind counts.
         return {id(p) for module in model.modules() if isinstance(module, kind) for p in module.parameters(False)}
 
-    embeddings, conv1d = owned_by(nn.Embedding), owned_by(Conv1D)
+    if transposed_weight_types is None:
+        transposed_weight_types = _transposed_weight_types(model)
+    embeddings, transposed = owned_by(nn.Embedding), owned_by(transposed_weight_types)
     groups: dict[tuple[str, bool, float], list[nn.Parameter]] = {}
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
         use_muon = parameter.ndim == 2 and (muon_embeddings or id(parameter) not in embeddings)
-        scale = conv1d_lr_correction(parameter) if use_muon and id(parameter) in conv1d else 1.0
+        scale = conv1d_lr_correction(parameter) if use_muon and id(parameter) in transposed else 1.0
         decay = decaying is None or name in decaying
         groups.setdefault(("muon" if use_muon else "nsgd", decay, scale), []).append(parameter)
     ordered = sorted(groups.items(), key=lambda item: (item[0][0] != "nsgd", item[0][2] != 1.0))

@@ -127,7 +127,7 @@ def plan_growth(model: nn.Module, args: Any) -> GrowthPlan | None:
     if depth < schedule.initial_depth:
         raise ValueError(
             f"The model has {depth} blocks but depth_schedule '{schedule}' starts at {schedule.initial_depth}: "
-            f"build the model with n_layer={schedule.initial_depth}, or at the target depth "
+            f"build the model with {adapter.depth_field}={schedule.initial_depth}, or at the target depth "
             f"{schedule.final_depth} (blocks beyond the first stage then wait in reserve)."
         )
     return GrowthPlan(
@@ -562,7 +562,7 @@ class ProgressiveTrainer(Trainer):
         best = self.state.best_model_checkpoint
         if self.growth_plan is not None and best and os.path.isfile(os.path.join(best, CONFIG_NAME)):
             with open(os.path.join(best, CONFIG_NAME), encoding="utf-8") as handle:
-                best_depth = json.load(handle)["n_layer"]
+                best_depth = get_adapter(self.model).config_depth(json.load(handle))
             if best_depth != current_depth(self.model):
                 logger.warning(
                     "The best checkpoint %s has %d blocks but the model has grown to %d: its weights cannot load "
@@ -657,7 +657,7 @@ class ProgressiveTrainer(Trainer):
         self.growth_callback.restore({"history": checkpoint.history, **checkpoint.attributes})
         logger.info(
             "Re-grew the model to %d blocks (%d growth events) to resume from %s.",
-            checkpoint.depth,
+            current_depth(self.model),
             len(checkpoint.history),
             path,
         )

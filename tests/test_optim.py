@@ -35,7 +35,8 @@ def test_muon_on_conv1d_equals_torch_muon_on_the_linear_layout():
     torch.manual_seed(0)
     module = Conv1D(12, 4)  # GPT-2 layout: weight is (in=4, out=12), like a fused c_attn of width 4
     linear_weight = nn.Parameter(module.weight.detach().T.clone())  # what nn.Linear(4, 12) would store
-    groups = [g for g in muon_nsgd_param_groups(module, lr=LR, weight_decay=WD) if g["algorithm"] == "muon"]
+    groups = muon_nsgd_param_groups(module, lr=LR, weight_decay=WD, transposed_weight_types=(Conv1D,))
+    groups = [g for g in groups if g["algorithm"] == "muon"]
     optimizer = MuonNSGD(groups, lr=LR, momentum=MOMENTUM)
     reference = torch.optim.Muon([linear_weight], lr=LR, weight_decay=WD, momentum=MOMENTUM)
     for _ in range(3):

@@ -1,7 +1,24 @@
 """Architecture adapters: where the block stack lives and how to add to it. One file per family."""
 
 from . import gpt2  # noqa: F401  (registers the GPT-2 adapter)
-from .base import BlockStackAdapter
-from .registry import get_adapter, register_adapter, supported_adapters, unwrap_model
+from .base import BlockStackAdapter, CardSpec, ParameterCounts
+from .registry import (
+    adapter_for_config,
+    get_adapter,
+    list_adapters,
+    register_adapter,
+    supported_adapters,
+    unwrap_model,
+)
 
-__all__ = ["BlockStackAdapter", "get_adapter", "register_adapter", "supported_adapters", "unwrap_model"]
+__all__ = [
+    "BlockStackAdapter",
+    "CardSpec",
+    "ParameterCounts",
+    "adapter_for_config",
+    "get_adapter",
+    "list_adapters",
+    "register_adapter",
+    "supported_adapters",
+    "unwrap_model",
+]

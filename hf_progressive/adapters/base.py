@@ -3,12 +3,37 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
+import torch
 from torch import nn
 
 RESERVE_ATTRIBUTE = "progressive_reserve"
+
+
+@dataclass(frozen=True)
+class ParameterCounts:
+    """Parameters of a model family at one width, counted from its real modules (built on the meta device)."""
+
+    #: One block of the stack.
+    block: int
+    #: Token and position embeddings (the tied LM head is the token embedding).
+    embedding: int
+    #: Everything else outside the stack: final norm, an untied LM head.
+    other: int
+
+
+@dataclass(frozen=True)
+class CardSpec:
+    """What the model card of a grown model of this family says about it."""
+
+    tags: tuple[str, ...]
+    pipeline_tag: str
+    template: str
 
 
 class BlockStackAdapter(ABC):
@@ -22,8 +47,20 @@ class BlockStackAdapter(ABC):
     receive no gradient and no optimizer state until growth moves them into the stack.
     """
 
-    #: Short name used in messages and metadata, e.g. ``"gpt2"``.
+    #: Short name used in messages and metadata, e.g. ``"gpt2"``; the registry's key.
     name: str = ""
+    #: Adapters are tried from the highest priority down (a specific family before a generic one).
+    priority: int = 0
+    #: ``config.model_type`` values of this family, to find the adapter from a config alone (FLOP accounting).
+    model_types: tuple[str, ...] = ()
+    #: Config field holding the number of blocks the model runs.
+    depth_field: str = "n_layer"
+    #: Config fields that must agree between a checkpoint and the model that resumes from it.
+    architecture_fields: tuple[str, ...] = ()
+    #: Module types whose weight is stored ``(in, out)``, the transpose of ``nn.Linear`` (the optimizer's LR rule).
+    transposed_weight_types: tuple[type, ...] = ()
+    #: Tags, pipeline tag and template of the model card.
+    card: CardSpec = CardSpec(tags=(), pipeline_tag="", template="")
 
     @classmethod
     @abstractmethod
@@ -55,7 +92,49 @@ class BlockStackAdapter(ABC):
     def residual_output_projections(self, block: nn.Module) -> list[nn.Module]:
         """The layers whose output is added to the residual stream; zeroing them makes ``block`` an identity."""
 
+    @abstractmethod
+    def hidden_size(self, config: Any) -> int:
+        """Width of the residual stream."""
+
+    @abstractmethod
+    def context_length(self, config: Any) -> int | None:
+        """Longest sequence the model takes (``None`` for models without one, e.g. a ResNet)."""
+
+    @abstractmethod
+    def model_from_config(self, config: Any) -> nn.Module:
+        """A model of this family built from ``config`` (called on the meta device, to count parameters)."""
+
+    @abstractmethod
+    def block_from_config(self, config: Any) -> nn.Module:
+        """One block of the stack built from ``config`` (called on the meta device, to count parameters)."""
+
+    @classmethod
+    def matches_config(cls, config: Any) -> bool:
+        """Whether ``config`` describes a model of this family."""
+        return getattr(config, "model_type", None) in cls.model_types
+
     # Shared behaviour ---------------------------------------------------------------------------------------
+
+    def config_depth(self, config: Any) -> int:
+        """The depth recorded in ``config`` (a config object or a ``config.json`` dict)."""
+        value = config.get(self.depth_field) if isinstance(config, Mapping) else getattr(config, self.depth_field)
+        return int(value)
+
+    def parameter_counts(self, config: Any) -> ParameterCounts:
+        """Parameters of one block, of the embeddings and of the rest, counted from modules built on the meta
+        device from ``config`` (so a family needs no closed form, and nothing is allocated)."""
+        shell_config = copy.deepcopy(config)
+        setattr(shell_config, self.depth_field, 0)
+        with torch.device("meta"):
+            shell = self.model_from_config(shell_config)
+            block = self.block_from_config(config)
+        embedding_ids = {
+            id(p) for module in shell.modules() if isinstance(module, nn.Embedding) for p in module.parameters(False)
+        }
+        unique = {id(p): p for p in shell.parameters()}  # a tied weight once
+        embedding = sum(p.numel() for key, p in unique.items() if key in embedding_ids)
+        other = sum(p.numel() for key, p in unique.items() if key not in embedding_ids)
+        return ParameterCounts(block=sum(p.numel() for p in block.parameters()), embedding=embedding, other=other)
 
     def blocks(self, model: nn.Module) -> nn.ModuleList:
         owner, attribute = self.stack_owner(model)

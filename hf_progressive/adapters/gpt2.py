@@ -6,8 +6,9 @@ import torch
 from torch import nn
 from transformers import GPT2LMHeadModel, GPT2Model
 from transformers.models.gpt2.modeling_gpt2 import GPT2Block
+from transformers.pytorch_utils import Conv1D
 
-from .base import BlockStackAdapter, config_depth
+from .base import BlockStackAdapter, CardSpec, config_depth
 from .registry import register_adapter
 
 
@@ -16,6 +17,27 @@ class GPT2Adapter(BlockStackAdapter):
     """Blocks live in ``transformer.h``; residual outputs are ``attn.c_proj`` and ``mlp.c_proj``."""
 
     name = "gpt2"
+    model_types = ("gpt2", "progressive_gpt2")
+    depth_field = "n_layer"
+    architecture_fields = (
+        "vocab_size",
+        "n_positions",
+        "n_embd",
+        "n_head",
+        "n_inner",
+        "activation_function",
+        "scale_attn_by_inverse_layer_idx",
+        "reorder_and_upcast_attn",
+        "tie_word_embeddings",
+        "add_cross_attention",
+    )
+    # GPT-2's Conv1D stores (in, out): Muon's LR rule must read it transposed.
+    transposed_weight_types = (Conv1D,)
+    card = CardSpec(
+        tags=("progressive-training", "hf_progressive", "gpt2", "text-generation"),
+        pipeline_tag="text-generation",
+        template="progressive_gpt2.md",
+    )
 
     @classmethod
     def matches(cls, model: nn.Module) -> bool:
@@ -57,3 +79,15 @@ class GPT2Adapter(BlockStackAdapter):
 
     def residual_output_projections(self, block: nn.Module) -> list[nn.Module]:
         return [block.attn.c_proj, block.mlp.c_proj]
+
+    def hidden_size(self, config) -> int:
+        return config.n_embd
+
+    def context_length(self, config) -> int | None:
+        return config.n_positions
+
+    def model_from_config(self, config) -> nn.Module:
+        return GPT2LMHeadModel(config)
+
+    def block_from_config(self, config) -> nn.Module:
+        return GPT2Block(config, layer_idx=0)

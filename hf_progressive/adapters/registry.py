@@ -6,17 +6,45 @@ from torch import nn
 
 from .base import BlockStackAdapter
 
-_ADAPTERS: list[type[BlockStackAdapter]] = []
+#: Adapters by name.
+_ADAPTERS: dict[str, type[BlockStackAdapter]] = {}
 
 
 def register_adapter(adapter_class: type[BlockStackAdapter]) -> type[BlockStackAdapter]:
-    """Class decorator adding an adapter to the registry."""
-    _ADAPTERS.append(adapter_class)
+    """Class decorator adding an adapter to the registry under its ``name`` (registering a name again replaces
+    the earlier adapter, so a user can override a shipped one)."""
+    if not adapter_class.name:
+        raise ValueError(f"{adapter_class.__name__} needs a `name` to be registered.")
+    _ADAPTERS[adapter_class.name] = adapter_class
     return adapter_class
 
 
-def supported_adapters() -> list[str]:
-    return [adapter.name for adapter in _ADAPTERS]
+def _by_priority() -> list[type[BlockStackAdapter]]:
+    return sorted(_ADAPTERS.values(), key=lambda adapter: -adapter.priority)
+
+
+def list_adapters() -> list[str]:
+    """Names of the registered adapters, in the order they are tried (highest priority first)."""
+    return [adapter.name for adapter in _by_priority()]
+
+
+#: Older name of :func:`list_adapters`.
+supported_adapters = list_adapters
+
+
+def adapter_for_config(config) -> BlockStackAdapter:
+    """The adapter of the family ``config`` describes (by ``model_type``), for accounting that has no model.
+
+    Raises:
+        ValueError: if no registered adapter knows the config's ``model_type``.
+    """
+    for adapter_class in _by_priority():
+        if adapter_class.matches_config(config):
+            return adapter_class()
+    raise ValueError(
+        f"hf_progressive has no adapter for model_type '{getattr(config, 'model_type', None)}': registered "
+        f"adapters are {list_adapters()}."
+    )
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -43,10 +71,10 @@ def get_adapter(model: nn.Module) -> BlockStackAdapter:
         ValueError: if no registered adapter handles the model's class.
     """
     inner = unwrap_model(model)
-    for adapter_class in _ADAPTERS:
+    for adapter_class in _by_priority():
         if adapter_class.matches(inner):
             return adapter_class()
     raise ValueError(
         f"hf_progressive cannot grow a {type(model).__name__}: supported architecture families are "
-        f"{supported_adapters()} (e.g. transformers.GPT2LMHeadModel)."
+        f"{list_adapters()} (e.g. transformers.GPT2LMHeadModel)."
     )
