@@ -559,6 +559,8 @@ class ProgressiveTrainer(Trainer):
             raise HubPushError(explain_push_failure(repo_id, cause, self.args.output_dir)) from error
 
     def _load_best_model(self) -> None:
+        # Private override: Trainer loads the best checkpoint inside train() with no public hook before it, and a
+        # checkpoint shallower than the grown model cannot load into it.
         best = self.state.best_model_checkpoint
         if self.growth_plan is not None and best and os.path.isfile(os.path.join(best, CONFIG_NAME)):
             with open(os.path.join(best, CONFIG_NAME), encoding="utf-8") as handle:
@@ -663,12 +665,14 @@ class ProgressiveTrainer(Trainer):
         )
 
     def _issue_warnings_after_load(self, load_result: Any) -> None:
+        # Private override: the only place Trainer reports a checkpoint's missing keys; no hook filters them.
         # A tied weight is saved once, so transformers reports its other name (GPT-2's lm_head.weight) missing on
         # every resume; it is not, and check_weights_match has already refused real mismatches. Warn about the rest.
         missing = [name for name in load_result.missing_keys if name not in tied_weight_names(self.model)]
         super()._issue_warnings_after_load(load_result._replace(missing_keys=missing))
 
     def _load_callback_state(self) -> None:
+        # Private override: Trainer swaps stateful callbacks here, inside train(), with no public hook after it.
         # With restore_callback_states_from_checkpoint, Trainer replaces each stateful callback by a new one built
         # from its saved arguments. Ours was already restored (and checked against the checkpoint) in train();
         # keep it, so the growth hooks and the trainer's reference stay attached.
