@@ -111,13 +111,21 @@ class ComputeTracker:
         self.fixed_depth = fixed_depth
         self.flops = 0.0
         self.fixed_equivalent = 0.0
+        self._cost: dict[tuple[int, int], int] = {}
 
     def add(self, depth: int, tokens: int, context_length: int) -> float:
         """Record ``tokens`` trained at ``depth``; return the FLOPs they cost."""
-        spent = float(training_flops_per_token(self.config, depth, context_length) * tokens)
+        spent = float(self._per_token(depth, context_length) * tokens)
         self.flops += spent
-        self.fixed_equivalent += float(training_flops_per_token(self.config, self.fixed_depth, context_length) * tokens)
+        self.fixed_equivalent += float(self._per_token(self.fixed_depth, context_length) * tokens)
         return spent
+
+    def _per_token(self, depth: int, context_length: int) -> int:
+        # Called every step: the cost of a (depth, context) pair never changes within a run.
+        key = (depth, context_length)
+        if key not in self._cost:
+            self._cost[key] = training_flops_per_token(self.config, depth, context_length)
+        return self._cost[key]
 
     @property
     def ratio(self) -> float:
