@@ -66,8 +66,8 @@ from hf_progressive.threads import configure_torch_threads
 logger = logging.getLogger(__name__)
 
 #: Depth schedule (and init) of a new model when --depth_schedule is not given (a loaded checkpoint then just trains
-#: on). One block grown by copying: the better source in every cell of the growth map but the longest (README "When
-#: does growth pay off?"), and the one that beats a fixed-depth run of the same FLOPs at short horizons.
+#: on). One block grown by copying: on the growth map's short budgets (about 10 tokens per parameter, where this
+#: demo lies) it beats a fixed-depth run of the same FLOPs (README "When does growth pay off?").
 DEFAULT_DEPTH_SCHEDULE = "1@0,6@0.8"
 DEFAULT_GROWTH_INIT = "copy"
 #: A fixed-depth run of the demo's configuration and FLOPs, stored by the command it records (see --fixed_reference).
