@@ -108,6 +108,11 @@ class BlockStackAdapter(ABC):
     def block_from_config(self, config: Any) -> nn.Module:
         """One block of the stack built from ``config`` (called on the meta device, to count parameters)."""
 
+    def example_model(self, depth: int) -> nn.Module:
+        """A tiny, randomly initialised model of this family with ``depth`` blocks, for the shared contract tests
+        (``tests/test_adapter_contract.py``): registering an adapter that implements it enrols it there."""
+        raise NotImplementedError(f"{type(self).__name__} has no example_model(): it is not in the contract battery.")
+
     @classmethod
     def matches_config(cls, config: Any) -> bool:
         """Whether ``config`` describes a model of this family."""

@@ -91,3 +91,12 @@ class GPT2Adapter(BlockStackAdapter):
 
     def block_from_config(self, config) -> nn.Module:
         return GPT2Block(config, layer_idx=0)
+
+    def example_model(self, depth: int) -> nn.Module:
+        from transformers import GPT2Config
+
+        config = GPT2Config(
+            n_layer=depth, n_embd=32, n_head=4, vocab_size=64, n_positions=32, resid_pdrop=0.0, embd_pdrop=0.0,
+            attn_pdrop=0.0, bos_token_id=0, eos_token_id=0, scale_attn_by_inverse_layer_idx=True,
+        )  # fmt: skip
+        return GPT2LMHeadModel(config).eval()
