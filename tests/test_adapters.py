@@ -13,7 +13,7 @@ from hf_progressive.adapters import adapter_for_config, get_adapter, list_adapte
 from hf_progressive.adapters.gpt2 import GPT2Adapter
 from hf_progressive.adapters.registry import _ADAPTERS
 
-GENERIC_MODULES = ["trainer.py", "checkpointing.py", "flops.py", "optim.py", "hub.py"]
+GENERIC_MODULES = ["trainer.py", "planning.py", "callbacks.py", "checkpointing.py", "flops.py", "optim.py", "hub.py"]
 GPT2_NAMES = {
     "GPT2LMHeadModel", "GPT2Model", "GPT2Config", "GPT2Block", "GPT2Attention", "Conv1D", "n_layer", "n_embd",
     "n_positions", "n_head", "n_inner", "c_attn", "c_proj", "c_fc", "wte", "wpe", "lm_head", "ln_f", "transformer",
