@@ -1,6 +1,6 @@
 """hf_progressive: zero/one-layer progressive depth training for Hugging Face Transformers."""
 
-from .adapters import get_adapter, register_adapter, supported_adapters
+from .adapters import get_adapter, list_adapters, register_adapter, supported_adapters
 from .advice import GrowthAdvice, advise, advise_run
 from .checkpointing import last_complete_checkpoint
 from .configuration import ProgressiveGPT2Config, progressive_metadata
@@ -39,6 +39,7 @@ __all__ = [
     "get_init",
     "grow",
     "last_complete_checkpoint",
+    "list_adapters",
     "plan_growth",
     "progressive_metadata",
     "push_to_hub",

@@ -9,6 +9,7 @@ import pytest
 from conftest import REPO_ROOT, tiny_config, tiny_model
 from transformers import GPT2LMHeadModel
 
+import hf_progressive
 from hf_progressive.adapters import adapter_for_config, get_adapter, list_adapters, register_adapter
 from hf_progressive.adapters.gpt2 import GPT2Adapter
 from hf_progressive.adapters.registry import _ADAPTERS
@@ -59,7 +60,7 @@ def test_the_check_catches_a_gpt2_fact(tmp_path):
 
 
 def test_registry_is_keyed_by_name_ordered_by_priority_and_listed():
-    assert "gpt2" in list_adapters()
+    assert "gpt2" in list_adapters() and hf_progressive.list_adapters() == list_adapters()
     assert type(get_adapter(tiny_model(1))) is GPT2Adapter
     assert type(adapter_for_config(tiny_config(1))) is GPT2Adapter
 
