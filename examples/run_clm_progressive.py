@@ -263,7 +263,6 @@ def build_tokenizer(
     raw: DatasetDict,
     training_args: ProgressiveTrainingArguments,
     checkpoint: str | None,
-    block_size: int,
 ):
     # A resumed run tokenizes with the tokenizer the checkpoint was trained with (Trainer saves it there).
     source = model_args.tokenizer_name or model_args.model_name_or_path or checkpoint
@@ -274,8 +273,6 @@ def build_tokenizer(
         tokenizer = train_byte_level_bpe(raw["train"]["text"], vocab_size=model_args.vocab_size)
     else:
         tokenizer = _train_shared_tokenizer(model_args, raw, training_args)
-    # Generation and pipelines read the context from here (handle_long_generation="hole" keeps a long prompt's end).
-    tokenizer.model_max_length = block_size
     return tokenizer
 
 
@@ -514,8 +511,11 @@ def prepare(model_args, data_args, training_args) -> tuple[ProgressiveTrainer, s
     # A model to continue from is checked first: a bad one should not wait for the data to be tokenized.
     model = load_model(model_args.model_name_or_path, data_args.block_size) if model_args.model_name_or_path else None
     raw = load_raw_datasets(data_args)
-    tokenizer = build_tokenizer(model_args, raw, training_args, checkpoint, data_args.block_size)
+    tokenizer = build_tokenizer(model_args, raw, training_args, checkpoint)
     lm_datasets = tokenize_and_group(raw, tokenizer, data_args, training_args.main_process_first)
+    # Set after tokenizing whole documents (they are cut into blocks afterwards), so that the tokenizer does not warn
+    # about them; saved with the model, it tells generation and pipelines the context (handle_long_generation="hole").
+    tokenizer.model_max_length = data_args.block_size
     for split, dataset in lm_datasets.items():
         if len(dataset) == 0:
             raise ValueError(too_short_message(split, data_args))

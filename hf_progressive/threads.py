@@ -24,10 +24,13 @@ def usable_cpus() -> int:
 
 def sane_thread_count(local_processes: int = 1, cpus: int | None = None, load: float | None = None) -> int:
     """Threads per process that leave every core to one thread: the cores not busy with other work (the 1-minute
-    load average), shared among this machine's ``local_processes`` ranks; at least 1."""
+    load average), shared among this machine's ``local_processes`` ranks; at least 1.
+
+    A core counts as busy from a load of 0.7 on: the average lags, so a job that ended a minute ago still shows
+    about 0.5, while one running beside us shows 1.0."""
     cpus = usable_cpus() if cpus is None else cpus
     load = current_load() if load is None else load
-    free = max(1, round(cpus - load))
+    free = max(1, cpus - int(load + 0.3))
     return max(1, free // max(1, local_processes))
 
 

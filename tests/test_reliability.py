@@ -315,6 +315,7 @@ def test_thread_count_leaves_busy_cores_alone():
     from hf_progressive.threads import sane_thread_count
 
     assert sane_thread_count(cpus=2, load=0.0) == 2
+    assert sane_thread_count(cpus=2, load=0.6) == 2  # the tail of a job that just ended
     assert sane_thread_count(cpus=2, load=1.0) == 1  # another run keeps one core busy
     assert sane_thread_count(cpus=2, load=3.0) == 1
     assert sane_thread_count(cpus=16, load=0.0, local_processes=4) == 4  # DDP ranks share the machine
