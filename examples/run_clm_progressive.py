@@ -14,7 +14,7 @@ data and training arguments, ``datasets`` for text, ``Trainer`` for the loop.
 
 With no arguments, it trains on the embedded default: the source of the Python standard library (a real code
 corpus on every machine), a byte-level BPE tokenizer of 1,024 tokens trained on it, and a GPT-2 of width 128
-growing from 1 to 6 blocks (copying the trained block) at 80% of 2,000 steps. About 5 minutes on 2 CPU cores. It
+growing from 1 to 6 blocks (copying the trained block) at 80% of 2,000 steps. About 6 minutes on 2 CPU cores. It
 prints its result beside a stored fixed-depth run of the same configuration and FLOPs, and what the measured growth
 map expects at its horizon (README "When does growth pay off?").
 
