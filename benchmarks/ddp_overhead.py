@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""What growth support costs under DDP: step time of ProgressiveTrainer vs the stock Trainer at the same depth.
+"""What growth support costs: step time of ProgressiveTrainer vs the stock Trainer at the same depth, under DDP or
+in a single process (``--processes 1``).
 
 Growth support under DDP means two things (see hf_progressive/trainer.py): the reserved blocks are registered with
 DDP from the start, and DDP runs with ``find_unused_parameters=True`` because they get no gradient until growth.
@@ -12,6 +13,7 @@ Each configuration runs twice, interleaved (stock, ours, stock, ours), and the m
 compared; the first steps of each run are not timed.
 
     python benchmarks/ddp_overhead.py            # launches itself on 2 processes (CPU: gloo; GPUs: NCCL)
+    python benchmarks/ddp_overhead.py --processes 1 --rounds 3   # one process, no DDP: the trainer's own cost
     python benchmarks/ddp_overhead.py --steps 200 --width 256
 """
 
@@ -110,14 +112,15 @@ def measure(options: argparse.Namespace) -> None:
                 times[kind] += run(kind, depth, options, data, vocab_size)
         results[depth] = {kind: statistics.median(values) for kind, values in times.items()}
         results[depth]["timed_steps"] = {kind: len(values) for kind, values in times.items()}
-    if dist.get_rank() == 0:
+    if not dist.is_initialized() or dist.get_rank() == 0:
         report(results, options)
 
 
 def report(results: dict, options: argparse.Namespace) -> None:
-    device = "GPU (NCCL)" if torch.cuda.is_available() else "CPU (gloo)"
+    processes = dist.get_world_size() if dist.is_initialized() else 1
+    device = ("GPU" if torch.cuda.is_available() else "CPU") + (" (DDP)" if processes > 1 else ", no DDP")
     print(
-        f"\nDDP step time, {dist.get_world_size()} processes on {device}; GPT-2 width {options.width}, context "
+        f"\nStep time, {processes} process(es) on {device}; GPT-2 width {options.width}, context "
         f"{options.context}, batch {options.batch} per process; median of {options.rounds} interleaved runs of "
         f"{options.steps} steps each\n"
     )
@@ -132,7 +135,7 @@ def report(results: dict, options: argparse.Namespace) -> None:
         print(f"| {label} | {1e3 * stock:.1f} | {1e3 * ours:.1f} | {ratio:.3f} | {ratio - 1:+.1%} |")
     output = Path(options.output)
     output.mkdir(parents=True, exist_ok=True)
-    path = output / f"ddp-overhead-{dist.get_world_size()}proc-w{options.width}.json"
+    path = output / f"ddp-overhead-{processes}proc-w{options.width}.json"
     path.write_text(json.dumps({"settings": vars(options) | {"data": str(options.data)}, "rows": rows}, indent=1))
     print(f"\nwrote {path}")
 
@@ -148,6 +151,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_PATH)
     parser.add_argument("--output", default="benchmarks/results")
     options = parser.parse_args()
+    if options.processes == 1:
+        measure(options)  # the stock Trainer and ProgressiveTrainer in this process, no process group
+        return
     if "LOCAL_RANK" not in os.environ:
         # Started by hand: launch this script on `--processes` processes with torch's launcher.
         command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(options.processes)]
