@@ -128,3 +128,12 @@ def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
     assert growth_map["cells"][0]["zero_gap_fixed"] == pytest.approx(gap)
     for figure in ("gaps.png", "curves-small-v257-h1.png", "pareto-small-v257-h1.png"):
         assert (results / figure).stat().st_size > 10_000
+
+
+def test_step_time_against_the_stock_trainer_in_one_process(tmp_path):
+    arguments = ["--processes", "1", "--steps", "10", "--rounds", "1", "--width", "32", "--output", str(tmp_path)]
+    stdout = run("ddp_overhead.py", *arguments, cwd=tmp_path)
+    assert "1 process(es) on CPU, no DDP" in stdout
+    rows = json.loads((tmp_path / "ddp-overhead-1proc-w32.json").read_text())["rows"]
+    assert [row["phase"] for row in rows] == ["deep: 6 blocks, grown", "shallow: 0 blocks, 6 reserved"]
+    assert all(row["stock_ms"] > 0 and row["progressive_ms"] > 0 for row in rows)
