@@ -315,17 +315,23 @@ def test_resume_compares_the_plan_not_how_it_is_written(finished_runs, tmp_path)
         run.train(resume_from_checkpoint=str(output_dir / "checkpoint-8"))
 
 
-def test_a_checkpoint_written_by_an_earlier_version_still_resumes(tmp_path):
-    """tests/data holds a checkpoint (after growth, step 8 of 0 -> 3 at step 6) written by commit 4fa5d5c, before
-    trainer.py was split into planning, callbacks, resume and optimizer modules: it must resume to the same losses."""
+def test_a_checkpoint_written_by_an_earlier_version_still_resumes(finished_runs, tmp_path):
+    """tests/data holds what commit 4fa5d5c (before trainer.py was split into planning, callbacks, resume and
+    optimizer modules) wrote as the metadata of checkpoint-8 of this 0 -> 3 run: config.json (growth metadata),
+    trainer_state.json (GrowthCallback state) and generation_config.json, with the losses that run logged after
+    step 8. The weights, optimizer, scheduler and RNG states (standard safetensors / torch files, not committed)
+    come from the same run trained here; with the old metadata in place it must resume to the old losses."""
     from conftest import REPO_ROOT
 
     stored = REPO_ROOT / "tests" / "data" / "checkpoint_4fa5d5c_0to3"
     expected = {int(k): v for k, v in json.loads((stored / "expected.json").read_text())["losses_after_resume"].items()}
-    checkpoint = shutil.copytree(stored / "checkpoint-8", tmp_path / "checkpoint-8")
+    output_dir, _ = finished_runs["0->3 random, AdamW"]
+    checkpoint = copy_checkpoint(output_dir, 8, tmp_path)
+    for metadata in (stored / "checkpoint-8").iterdir():
+        shutil.copy(metadata, os.path.join(checkpoint, metadata.name))
     args = arguments(tmp_path, save_steps=4)
     resumed = ProgressiveTrainer(model=tiny_model(0), args=args, train_dataset=token_dataset())
-    resumed.train(resume_from_checkpoint=str(checkpoint))
+    resumed.train(resume_from_checkpoint=checkpoint)
     got = step_losses(resumed, after=8)
     assert got.keys() == expected.keys()
     assert max(abs(got[s] - expected[s]) for s in got) <= TOLERANCE
