@@ -38,13 +38,22 @@ def adapter_for_config(config) -> BlockStackAdapter:
     Raises:
         ValueError: if no registered adapter knows the config's ``model_type``.
     """
-    for adapter_class in _by_priority():
-        if adapter_class.matches_config(config):
-            return adapter_class()
-    raise ValueError(
-        f"hf_progressive has no adapter for model_type '{getattr(config, 'model_type', None)}': registered "
-        f"adapters are {list_adapters()}."
+    return _first_match(
+        lambda adapter_class: adapter_class.matches_config(config),
+        lambda: (
+            f"hf_progressive has no adapter for model_type '{getattr(config, 'model_type', None)}': registered "
+            f"adapters are {list_adapters()}."
+        ),
     )
+
+
+def _first_match(matches, refusal) -> BlockStackAdapter:
+    """An instance of the highest-priority adapter class that ``matches``; ``ValueError(refusal())`` if none does
+    (the message is built only then: lookups run every training step)."""
+    for adapter_class in _by_priority():
+        if matches(adapter_class):
+            return adapter_class()
+    raise ValueError(refusal())
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -71,10 +80,10 @@ def get_adapter(model: nn.Module) -> BlockStackAdapter:
         ValueError: if no registered adapter handles the model's class.
     """
     inner = unwrap_model(model)
-    for adapter_class in _by_priority():
-        if adapter_class.matches(inner):
-            return adapter_class()
-    raise ValueError(
-        f"hf_progressive cannot grow a {type(model).__name__}: supported architecture families are "
-        f"{list_adapters()} (e.g. transformers.GPT2LMHeadModel)."
+    return _first_match(
+        lambda adapter_class: adapter_class.matches(inner),
+        lambda: (
+            f"hf_progressive cannot grow a {type(model).__name__}: supported architecture families are "
+            f"{list_adapters()} (e.g. transformers.GPT2LMHeadModel)."
+        ),
     )
