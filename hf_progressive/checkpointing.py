@@ -125,11 +125,6 @@ def checkpoint_problem(path: str | os.PathLike) -> str | None:
     return weights_problem(path)
 
 
-def is_complete(path: str | os.PathLike) -> bool:
-    """Whether ``path`` holds a checkpoint whose save finished: a readable trainer state and whole model weights."""
-    return checkpoint_problem(path) is None
-
-
 def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
     """The ``checkpoint-<step>`` folder of ``output_dir`` with the highest step whose save finished.
 
@@ -146,14 +141,15 @@ def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
     )
     for _, name in reversed(steps):
         path = os.path.join(output_dir, name)
-        if is_complete(path):
+        problem = checkpoint_problem(path)
+        if problem is None:
             return path
-        logger.warning("Skipping %s: its save did not finish (%s).", path, checkpoint_problem(path))
+        logger.warning("Skipping %s: its save did not finish (%s).", path, problem)
     return None
 
 
-def require_complete(path: str | os.PathLike) -> int:
-    """Check that ``path`` is a complete checkpoint; return the step it was saved at.
+def _require_complete(path: str) -> None:
+    """Check that ``path`` is a complete checkpoint.
 
     Raises:
         ValueError: naming the missing folder or the incomplete file, and the last complete checkpoint beside it.
@@ -168,8 +164,6 @@ def require_complete(path: str | os.PathLike) -> int:
             f"{path} is not a complete checkpoint: {problem} (an interrupted save or copy leaves it so). "
             + (f"The last complete checkpoint beside it is {hint}." if hint else "No complete checkpoint is beside it.")
         )
-    with open(os.path.join(path, TRAINER_STATE), encoding="utf-8") as handle:
-        return int(json.load(handle).get("global_step", 0))
 
 
 def read_checkpoint(path: str | os.PathLike) -> ProgressiveCheckpoint:
@@ -179,7 +173,7 @@ def read_checkpoint(path: str | os.PathLike) -> ProgressiveCheckpoint:
         ValueError: if ``path`` is not a complete checkpoint.
     """
     path = os.fspath(path)
-    require_complete(path)
+    _require_complete(path)
     with open(os.path.join(path, TRAINER_STATE), encoding="utf-8") as handle:
         state = json.load(handle)
     with open(os.path.join(path, CONFIG), encoding="utf-8") as handle:

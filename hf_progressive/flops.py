@@ -25,17 +25,14 @@ def parameter_counts(config) -> ParameterCounts:
     """Parameters of one block, of the embeddings and of the rest, for the family and width of ``config``."""
     adapter = adapter_for_config(config)
     fields = {name: getattr(config, name, None) for name in adapter.architecture_fields}
-    return _counts(adapter.name, json.dumps(fields, sort_keys=True, default=str), config)
+    key = (adapter.name, json.dumps(fields, sort_keys=True, default=str))
+    # Counting builds a model on the meta device: once per family and architecture, not once per call.
+    if key not in _COUNTS:
+        _COUNTS[key] = adapter.parameter_counts(config)
+    return _COUNTS[key]
 
 
 _COUNTS: dict[tuple[str, str], ParameterCounts] = {}
-
-
-def _counts(name: str, key: str, config) -> ParameterCounts:
-    # Counting builds a model on the meta device: once per family and architecture, not once per step.
-    if (name, key) not in _COUNTS:
-        _COUNTS[(name, key)] = adapter_for_config(config).parameter_counts(config)
-    return _COUNTS[(name, key)]
 
 
 def block_parameters(config) -> int:

@@ -41,8 +41,8 @@ def plan_growth(model: nn.Module, args: Any) -> GrowthPlan | None:
     explicit, recorded = getattr(args, "depth_schedule", None), metadata.get("depth_schedule")
     if explicit is None and recorded is None:
         return None
-    adapter = get_adapter(model)
-    depth = adapter.depth(unwrap_model(model))
+    adapter, inner = get_adapter(model), unwrap_model(model)
+    depth = adapter.depth(inner)
     already_grown = bool(metadata.get("growth_history"))
     if explicit is None and (already_grown or DepthSchedule(recorded).initial_depth != depth):
         # A schedule recorded by an earlier run (e.g. in a grown checkpoint) must not reset the trained model.
@@ -67,7 +67,7 @@ def plan_growth(model: nn.Module, args: Any) -> GrowthPlan | None:
     check_init_for_schedule(init, schedule)
     optimizer_state = getattr(args, "new_params_optimizer_state", "fresh")
     check_optimizer_state_policy(optimizer_state, init)
-    reserved = len(adapter.reserved_blocks(unwrap_model(model)))
+    reserved = len(adapter.reserved_blocks(inner))
     if depth + reserved > schedule.final_depth:
         raise ValueError(
             f"The model has {depth + reserved} blocks ({depth} active, {reserved} reserved) but depth_schedule "

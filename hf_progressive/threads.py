@@ -51,11 +51,10 @@ def configure_torch_threads(local_processes: int = 1) -> int:
         threads = int(os.environ["OMP_NUM_THREADS"])
         reason = "OMP_NUM_THREADS"
     else:
-        threads = sane_thread_count(local_processes)
-        reason = (
-            f"{usable_cpus()} CPUs, {local_processes} process(es) here, load {current_load():.1f}; "
-            "set OMP_NUM_THREADS to choose"
-        )
+        load = current_load()
+        threads = sane_thread_count(local_processes, load=load)
+        reason = f"{usable_cpus()} CPUs, {local_processes} process(es) here, load {load:.1f}"
+        reason += "; set OMP_NUM_THREADS to choose"
     torch.set_num_threads(threads)
     logger.info("torch uses %d CPU thread(s) per process (%s).", threads, reason)
     return threads

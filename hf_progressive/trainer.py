@@ -44,12 +44,12 @@ from transformers.utils import CONFIG_NAME
 from .adapters import get_adapter
 from .callbacks import DEFAULT_WSD_DECAY_FRACTION, GrowthCallback, copy_optimizer_state
 from .checkpointing import (
+    ProgressiveCheckpoint,
     check_resumable,
     check_weights_match,
     last_complete_checkpoint,
     read_checkpoint,
     regrow_to_checkpoint,
-    require_complete,
     tied_weight_names,
 )
 from .configuration import progressive_metadata, update_progressive_metadata
@@ -344,9 +344,9 @@ class ProgressiveTrainer(Trainer):
         if resume_from_checkpoint:
             # Checked here, before Trainer reads it: a missing folder would otherwise be taken for a Hub repo id,
             # and a truncated weights file fails deep inside safetensors without its name.
-            step = require_complete(resume_from_checkpoint)
-            logger.info("Resuming from %s (step %d).", resume_from_checkpoint, step)
-            self._regrow_for_resume(resume_from_checkpoint)
+            checkpoint = read_checkpoint(resume_from_checkpoint)
+            logger.info("Resuming from %s (step %d).", resume_from_checkpoint, checkpoint.global_step)
+            self._regrow_for_resume(checkpoint)
         output = super().train(resume_from_checkpoint or None, *positional, **kwargs)
         if self.compute is not None:
             output.metrics.update(self._run_compute())
@@ -364,8 +364,7 @@ class ProgressiveTrainer(Trainer):
             "compute_saved": 1.0 - self.compute.ratio,
         }
 
-    def _regrow_for_resume(self, path: str) -> None:
-        checkpoint = read_checkpoint(path)
+    def _regrow_for_resume(self, checkpoint: ProgressiveCheckpoint) -> None:
         plan = self.growth_plan
         check_resumable(
             checkpoint, self.model, plan.schedule, plan.init, plan.optimizer_state, max_steps=self.args.max_steps
@@ -385,14 +384,15 @@ class ProgressiveTrainer(Trainer):
             "Re-grew the model to %d blocks (%d growth events) to resume from %s.",
             current_depth(self.model),
             len(checkpoint.history),
-            path,
+            checkpoint.path,
         )
 
     def _issue_warnings_after_load(self, load_result: Any) -> None:
         # Private override: the only place Trainer reports a checkpoint's missing keys; no hook filters them.
         # A tied weight is saved once, so transformers reports its other name (GPT-2's lm_head.weight) missing on
         # every resume; it is not, and check_weights_match has already refused real mismatches. Warn about the rest.
-        missing = [name for name in load_result.missing_keys if name not in tied_weight_names(self.model)]
+        tied = tied_weight_names(self.model)
+        missing = [name for name in load_result.missing_keys if name not in tied]
         super()._issue_warnings_after_load(load_result._replace(missing_keys=missing))
 
     def _load_callback_state(self) -> None:
