@@ -85,10 +85,6 @@ class BlockStackAdapter(ABC):
         """Make every block (and reserved block) know its position, e.g. for its KV-cache slot."""
 
     @abstractmethod
-    def set_config_depth(self, model: nn.Module, depth: int) -> None:
-        """Record the number of active blocks in ``model.config``."""
-
-    @abstractmethod
     def residual_output_projections(self, block: nn.Module) -> list[nn.Module]:
         """The layers whose output is added to the residual stream; zeroing them makes ``block`` an identity."""
 
@@ -119,6 +115,11 @@ class BlockStackAdapter(ABC):
         return getattr(config, "model_type", None) in cls.model_types
 
     # Shared behaviour ---------------------------------------------------------------------------------------
+
+    def set_config_depth(self, model: nn.Module, depth: int) -> None:
+        """Record the number of active blocks in ``model.config`` (a family whose config derives per-layer fields
+        from the depth overrides this to keep them in step)."""
+        setattr(model.config, self.depth_field, depth)
 
     def config_depth(self, config: Any) -> int:
         """The depth recorded in ``config`` (a config object or a ``config.json`` dict)."""

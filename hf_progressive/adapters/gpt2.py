@@ -60,7 +60,7 @@ class GPT2Adapter(BlockStackAdapter):
         # an "already initialised" flag that transformers' init functions respect; clear it, this is a re-init.
         for tensor in block.parameters():
             tensor._is_hf_initialized = False
-        with config_depth(model.config, "n_layer", max(init_depth, 1)):
+        with config_depth(model.config, self.depth_field, max(init_depth, 1)):
             block.apply(model._init_weights)
 
     def renumber(self, model: nn.Module) -> None:
@@ -73,9 +73,6 @@ class GPT2Adapter(BlockStackAdapter):
                 if attention.scale_attn_by_inverse_layer_idx:
                     scaling = attention.head_dim**-0.5 if attention.scale_attn_weights else 1.0
                     attention.scaling = scaling / float(index + 1)
-
-    def set_config_depth(self, model: nn.Module, depth: int) -> None:
-        model.config.n_layer = depth
 
     def residual_output_projections(self, block: nn.Module) -> list[nn.Module]:
         return [block.attn.c_proj, block.mlp.c_proj]
