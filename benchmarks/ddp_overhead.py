@@ -15,6 +15,7 @@ compared; the first steps of each run are not timed.
     python benchmarks/ddp_overhead.py            # launches itself on 2 processes (CPU: gloo; GPUs: NCCL)
     python benchmarks/ddp_overhead.py --processes 1 --rounds 3   # one process, no DDP: the trainer's own cost
     python benchmarks/ddp_overhead.py --steps 200 --width 256
+    python benchmarks/ddp_overhead.py --processes 1 --phases shallow   # only the 0-block phase
 """
 
 from __future__ import annotations
@@ -105,7 +106,8 @@ def measure(options: argparse.Namespace) -> None:
     train, _, vocab_size = load_characters(options.data)
     data = RandomWindows(train, options.context, options.steps * options.batch * 2, seed=0)
     results = {}
-    for depth in (TARGET_DEPTH, 0):
+    depths = {"deep": TARGET_DEPTH, "shallow": 0}
+    for depth in [depths[phase] for phase in options.phases]:
         times = {"stock": [], "progressive": []}
         for _ in range(options.rounds):
             for kind in ("stock", "progressive"):
@@ -129,6 +131,8 @@ def report(results: dict, options: argparse.Namespace) -> None:
     rows = []
     phases = {TARGET_DEPTH: f"deep: {TARGET_DEPTH} blocks, grown", 0: f"shallow: 0 blocks, {TARGET_DEPTH} reserved"}
     for depth, label in phases.items():
+        if depth not in results:
+            continue
         stock, ours = results[depth]["stock"], results[depth]["progressive"]
         ratio = ours / stock
         rows.append({"phase": label, "stock_ms": 1e3 * stock, "progressive_ms": 1e3 * ours, "ratio": ratio})
@@ -148,6 +152,9 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--context", type=int, default=64)
     parser.add_argument("--batch", type=int, default=16, help="sequences per process and step")
+    parser.add_argument(
+        "--phases", nargs="+", choices=("deep", "shallow"), default=["deep", "shallow"], help="phases to time"
+    )
     parser.add_argument("--data", type=Path, default=DEFAULT_PATH)
     parser.add_argument("--output", default="benchmarks/results")
     options = parser.parse_args()

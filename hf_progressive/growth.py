@@ -53,6 +53,14 @@ def current_depth(model: nn.Module) -> int:
     return get_adapter(model).depth(unwrap_model(model))
 
 
+def active_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters of ``model`` (or of the model inside its wrappers) outside its reserve: those that can have a
+    gradient now."""
+    inner = unwrap_model(model)
+    reserved = {id(p) for block in get_adapter(inner).reserved_blocks(inner) for p in block.parameters()}
+    return [p for p in model.parameters() if id(p) not in reserved]
+
+
 def reserve_blocks(model: nn.Module, final_depth: int, initial_depth: int | None = None) -> int:
     """Allocate now every block that growth up to ``final_depth`` will add.
 
@@ -159,6 +167,10 @@ def grow(model: nn.Module, to_depth: int, init: str = "random", residual_scale: 
         new_positions.append(position)
     copied_from = {position: source_position[source] for position, source in copied_from.items()}
 
+    # Reserved blocks do not follow model.train()/eval() (see BlockReserve): give them the stack's mode.
+    mode = adapter.stack_owner(model)[0].training
+    for block in taken:
+        block.train(mode)
     replace_contents(adapter.blocks(model), stack)
     if reserved:
         replace_contents(adapter.reserve(model), remaining)

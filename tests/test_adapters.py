@@ -12,7 +12,7 @@ from transformers import GPT2LMHeadModel
 import hf_progressive
 from hf_progressive.adapters import adapter_for_config, get_adapter, list_adapters, register_adapter
 from hf_progressive.adapters.gpt2 import GPT2Adapter
-from hf_progressive.adapters.registry import _ADAPTERS
+from hf_progressive.adapters.registry import unregister_adapter
 
 GENERIC_MODULES = ["trainer.py", "planning.py", "callbacks.py", "checkpointing.py", "flops.py", "optim.py", "hub.py"]
 GPT2_NAMES = {
@@ -81,7 +81,7 @@ def test_registry_is_keyed_by_name_ordered_by_priority_and_listed():
         assert type(get_adapter(TinyGPT2(tiny_config(1)))) is TinyGPT2Adapter
         assert type(get_adapter(tiny_model(1))) is GPT2Adapter
     finally:
-        del _ADAPTERS["tiny_gpt2"]
+        assert unregister_adapter("tiny_gpt2") is TinyGPT2Adapter
     assert "tiny_gpt2" not in list_adapters()
 
 

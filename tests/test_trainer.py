@@ -220,6 +220,38 @@ def test_without_schedule_it_is_the_stock_trainer(tmp_path):
     assert losses[0] == losses[1]
 
 
+def test_the_shallow_phase_trains_and_clips_exactly_like_the_stock_trainer(tmp_path):
+    # The trainer clips only the parameters outside the reserve (Trainer's walk of every reserved module was the
+    # shallow phase's largest overhead): the clipped norm and the updates must be the stock Trainer's.
+    logs = []
+    for trainer_class, schedule in ((StockTrainer, None), (ProgressiveTrainer, "1@0,3@11")):
+        args = arguments(
+            tmp_path / trainer_class.__name__,
+            depth_schedule=schedule,
+            lr_scheduler_type="cosine",
+            max_grad_norm=0.05,
+            logging_steps=1,
+        )
+        trainer = trainer_class(model=tiny_model(1), args=args, train_dataset=token_dataset())
+        trainer.train()
+        logs.append([value for e in trainer.state.log_history[:11] for value in (e["loss"], e["grad_norm"])])
+    assert all(norm > 0.05 for norm in logs[0][1::2])  # clipping acted on every step
+    assert logs[1] == pytest.approx(logs[0], rel=1e-6)
+
+
+def test_reserved_blocks_take_the_mode_of_the_stack_when_they_enter_it():
+    model = tiny_model(0).train()
+    hf_progressive.reserve_blocks(model, 3)
+    model.eval()  # Trainer switches modes every step; the reserve does not follow (its blocks never run)
+    reserve = getattr(model.transformer, RESERVE_ATTRIBUTE)
+    assert all(module.training for module in reserve[0].modules())
+    hf_progressive.grow(model, 2)
+    assert not any(module.training for module in model.modules() if module not in set(reserve.modules()))
+    model.train()
+    hf_progressive.grow(model, 3)
+    assert all(module.training for module in model.modules())
+
+
 @pytest.mark.parametrize(
     "model_depth, overrides, message",
     [

@@ -8,6 +8,7 @@ from .registry import (
     list_adapters,
     register_adapter,
     supported_adapters,
+    unregister_adapter,
     unwrap_model,
 )
 
@@ -20,5 +21,6 @@ __all__ = [
     "list_adapters",
     "register_adapter",
     "supported_adapters",
+    "unregister_adapter",
     "unwrap_model",
 ]

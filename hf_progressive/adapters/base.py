@@ -153,13 +153,27 @@ class BlockStackAdapter(ABC):
         """The reserve of pre-allocated blocks, created empty on first use."""
         owner, _ = self.stack_owner(model)
         if not hasattr(owner, RESERVE_ATTRIBUTE):
-            owner.add_module(RESERVE_ATTRIBUTE, nn.ModuleList())
+            owner.add_module(RESERVE_ATTRIBUTE, BlockReserve())
         return getattr(owner, RESERVE_ATTRIBUTE)
 
     def reserved_blocks(self, model: nn.Module) -> list[nn.Module]:
         """The reserved blocks, in the order they will enter the stack (empty if the model has no reserve)."""
         owner, _ = self.stack_owner(model)
         return list(getattr(owner, RESERVE_ATTRIBUTE, ()))
+
+
+class BlockReserve(nn.ModuleList):
+    """The ``ModuleList`` of reserved blocks.
+
+    ``Trainer`` calls ``model.train()`` on every step, and the default recursion into every module of every
+    reserved block was the largest part of the shallow phase's overhead over a plain model. Reserved blocks never
+    run, so their mode is irrelevant until growth, which gives each block the stack's mode as it enters
+    (:func:`hf_progressive.grow`).
+    """
+
+    def train(self, mode: bool = True) -> BlockReserve:
+        self.training = mode
+        return self
 
 
 def replace_contents(module_list: nn.ModuleList, modules: list[nn.Module]) -> None:

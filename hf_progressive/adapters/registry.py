@@ -8,6 +8,8 @@ from .base import BlockStackAdapter
 
 #: Adapters by name.
 _ADAPTERS: dict[str, type[BlockStackAdapter]] = {}
+#: The registered adapters in lookup order, sorted once per registration (lookups run several times a step).
+_ORDER: list[type[BlockStackAdapter]] = []
 
 
 def register_adapter(adapter_class: type[BlockStackAdapter]) -> type[BlockStackAdapter]:
@@ -16,11 +18,19 @@ def register_adapter(adapter_class: type[BlockStackAdapter]) -> type[BlockStackA
     if not adapter_class.name:
         raise ValueError(f"{adapter_class.__name__} needs a `name` to be registered.")
     _ADAPTERS[adapter_class.name] = adapter_class
+    _ORDER[:] = sorted(_ADAPTERS.values(), key=lambda adapter: -adapter.priority)
+    return adapter_class
+
+
+def unregister_adapter(name: str) -> type[BlockStackAdapter]:
+    """Remove the adapter registered under ``name`` and return it (e.g. to undo a test's registration)."""
+    adapter_class = _ADAPTERS.pop(name)
+    _ORDER.remove(adapter_class)
     return adapter_class
 
 
 def _by_priority() -> list[type[BlockStackAdapter]]:
-    return sorted(_ADAPTERS.values(), key=lambda adapter: -adapter.priority)
+    return _ORDER
 
 
 def list_adapters() -> list[str]:
