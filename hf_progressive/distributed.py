@@ -134,14 +134,15 @@ def register_reserve_aware_comm_hook(wrapped: nn.Module, model: nn.Module) -> bo
     if not isinstance(wrapped, DistributedDataParallel) or getattr(wrapped, "_progressive_comm_hook", False):
         return False
     adapter = get_adapter(model)
-
-    cache = {"blocks": (), "ids": frozenset()}
+    # The hook runs for every bucket of every step, the reserve changes only at growth: what to reduce in each bucket
+    # is worked out once per reserve state (walking a bucket's parameters cost more than the reduction itself).
+    cache: dict = {"blocks": None, "ids": frozenset(), "runs": {}}
 
     def reserved_ids() -> frozenset[int]:
-        # The hook runs for every bucket of every step; the reserve changes only at growth.
         blocks = tuple(adapter.reserved_blocks(model))
         if blocks != cache["blocks"]:
-            cache["blocks"], cache["ids"] = blocks, frozenset(id(p) for block in blocks for p in block.parameters())
+            cache["blocks"], cache["runs"] = blocks, {}
+            cache["ids"] = frozenset(id(p) for block in blocks for p in block.parameters())
         return cache["ids"]
 
     # No annotations: DDP checks them against dist.GradBucket, and postponed annotations are strings.
@@ -149,28 +150,29 @@ def register_reserve_aware_comm_hook(wrapped: nn.Module, model: nn.Module) -> bo
         reserved = reserved_ids()
         if not reserved:  # fully grown: DDP's own all-reduce
             return allreduce_hook(state, bucket)
-        pairs = list(zip(bucket.parameters(), bucket.gradients()))
-        active = [gradient for parameter, gradient in pairs if id(parameter) not in reserved]
-        if len(active) == len(pairs):
+        buffer = bucket.buffer()
+        # DDP never rebuilds buckets under find_unused_parameters=True; the key still tells a new buffer apart.
+        key = (bucket.index(), buffer.data_ptr(), buffer.numel())
+        runs = cache["runs"].get(key)
+        if runs is None:
+            runs = cache["runs"][key] = active_runs(bucket, reserved)
+        if runs == [(0, buffer.numel())]:
             return allreduce_hook(state, bucket)
-        # No process computed a gradient for reserved parameters: their mean over processes is zero.
-        for parameter, gradient in pairs:
-            if id(parameter) in reserved:
-                gradient.zero_()
-        if not active:
+        # No process computed a gradient for a reserved parameter: DDP leaves their .grad untouched (None) as
+        # globally unused, so their slots in the bucket need no communication.
+        if not runs:
             future = torch.futures.Future()
-            future.set_result(bucket.buffer())
+            future.set_result(buffer)
             return future
-        # A bucket mixing both: reduce only the active gradients, then write them back into the bucket.
-        compact = torch.cat([gradient.reshape(-1) for gradient in active]).div_(dist.get_world_size())
+        compact = torch.cat([buffer[start:end] for start, end in runs]).div_(dist.get_world_size())
 
         def write_back(reduced_future):
             reduced = reduced_future.value()[0]
             offset = 0
-            for gradient in active:
-                gradient.copy_(reduced[offset : offset + gradient.numel()].view_as(gradient))
-                offset += gradient.numel()
-            return bucket.buffer()
+            for start, end in runs:
+                buffer[start:end].copy_(reduced[offset : offset + end - start])
+                offset += end - start
+            return buffer
 
         return dist.all_reduce(compact, async_op=True).get_future().then(write_back)
 
@@ -185,6 +187,24 @@ def register_reserve_aware_comm_hook(wrapped: nn.Module, model: nn.Module) -> bo
         return False
     wrapped._progressive_comm_hook = True
     return True
+
+
+def active_runs(bucket, reserved: frozenset[int]) -> list[tuple[int, int]]:
+    """The ``[start, end)`` ranges of a DDP bucket's flat buffer that hold gradients of parameters outside
+    ``reserved`` (ids), adjacent ranges merged."""
+    base = bucket.buffer().storage_offset()
+    spans = sorted(
+        (gradient.storage_offset() - base, gradient.storage_offset() - base + gradient.numel())
+        for parameter, gradient in zip(bucket.parameters(), bucket.gradients())
+        if id(parameter) not in reserved
+    )
+    runs: list[tuple[int, int]] = []
+    for start, end in spans:
+        if runs and runs[-1][1] == start:
+            runs[-1] = (runs[-1][0], end)
+        else:
+            runs.append((start, end))
+    return runs
 
 
 class ReserveCommHookCallback(TrainerCallback):

@@ -161,8 +161,9 @@ def grow(model: nn.Module, to_depth: int, init: str = "random", residual_scale: 
         else:
             assert isinstance(slot, Fresh)
         if strategy.zero_residual or residual_scale != 1.0:
-            for projection in adapter.residual_output_projections(block):
-                _scale(projection, 0.0 if strategy.zero_residual else residual_scale)
+            with torch.no_grad():
+                for parameter in adapter.residual_output_parameters(block):
+                    parameter.mul_(0.0 if strategy.zero_residual else residual_scale)
         stack.append(block)
         new_positions.append(position)
     copied_from = {position: source_position[source] for position, source in copied_from.items()}
@@ -195,12 +196,6 @@ def _copy_weights(source: nn.Module, destination: nn.Module) -> None:
     # Copy into the destination's own tensors: its Parameter objects (known to the optimizer) stay the same.
     for target, value in zip(destination.state_dict(keep_vars=True).values(), source.state_dict().values()):
         target.data.copy_(value)
-
-
-@torch.no_grad()
-def _scale(module: nn.Module, factor: float) -> None:
-    for parameter in module.parameters():
-        parameter.mul_(factor)
 
 
 def _detach_config(model: nn.Module) -> None:

@@ -18,15 +18,23 @@ Parameters without a gradient are skipped by both, so blocks waiting in the rese
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+# torch.optim.Muon's Newton-Schulz iteration and its defaults (torch keeps them in a private module), for the parts
+# of a fused matrix; tests check the split step against torch.optim.Muon on separate matrices.
+from torch.optim._muon import DEFAULT_A, DEFAULT_B, DEFAULT_C, _zeropower_via_newtonschulz
+from torch.optim._muon import EPS as MUON_EPS
+
 from .adapters import get_adapter
+from .adapters.base import classify_parameters, has_suffix
 
 MUON_NSGD = "muon_nsgd"
+MUON_NS_COEFFICIENTS = (DEFAULT_A, DEFAULT_B, DEFAULT_C)
 NSGD_NORMS = ("tensor", "row")
 
 
@@ -81,6 +89,9 @@ class MuonNSGD(torch.optim.Optimizer):
 
     def _attach_to_muon(self, group: dict[str, Any]) -> None:
         # torch.optim.Muon steps the very same group dicts (so the LR scheduler drives both) and shares our state.
+        # Groups of split fused matrices are stepped here (see _split_muon_step).
+        if "split" in group:
+            return
         if self._muon is None:
             self._muon = torch.optim.Muon([group], lr=group["lr"], ns_steps=self._ns_steps)
             self._muon.state = self.state
@@ -104,23 +115,48 @@ class MuonNSGD(torch.optim.Optimizer):
         if self._muon is not None:
             self._muon.step()
         for group in self.param_groups:
-            if group["algorithm"] != "nsgd":
-                continue
-            lr, momentum, eps = group["lr"], group["momentum"], group["eps"]
-            for parameter in group["params"]:
-                if parameter.grad is None:
-                    continue
-                gradient = parameter.grad
-                state = self.state[parameter]
-                if "momentum_buffer" not in state:
-                    state["momentum_buffer"] = torch.zeros_like(gradient)
-                buffer = state["momentum_buffer"]
-                buffer.lerp_(gradient, 1 - momentum)
-                update = gradient.lerp(buffer, momentum) if group["nesterov"] else buffer
-                parameter.mul_(1 - lr * group["weight_decay"])
-                # Groups saved before nsgd_norm existed were trained with the whole-tensor norm.
-                parameter.add_(normalized(update, group.get("nsgd_norm", "tensor"), eps), alpha=-lr)
+            if group["algorithm"] == "nsgd":
+                for parameter, update in self._momentum_updates(group):
+                    parameter.mul_(1 - group["lr"] * group["weight_decay"])
+                    # Groups saved before nsgd_norm existed were trained with the whole-tensor norm.
+                    parameter.add_(
+                        normalized(update, group.get("nsgd_norm", "tensor"), group["eps"]), alpha=-group["lr"]
+                    )
+            elif "split" in group:
+                self._split_muon_step(group)
         return loss
+
+    def _momentum_updates(self, group: dict[str, Any]) -> Iterator[tuple[nn.Parameter, torch.Tensor]]:
+        """Each parameter of ``group`` that has a gradient, with its (Nesterov) momentum update, as
+        ``torch.optim.Muon`` forms it."""
+        momentum = group["momentum"]
+        for parameter in group["params"]:
+            if parameter.grad is None:
+                continue
+            gradient = parameter.grad
+            state = self.state[parameter]
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = torch.zeros_like(gradient)
+            buffer = state["momentum_buffer"]
+            buffer.lerp_(gradient, 1 - momentum)
+            yield parameter, gradient.lerp(buffer, momentum) if group["nesterov"] else buffer
+
+    def _split_muon_step(self, group: dict[str, Any]) -> None:
+        # torch.optim.Muon's step on each part of a fused matrix as if it were its own parameter: one momentum
+        # buffer for the whole (momentum is elementwise), Newton-Schulz and Muon's shape factor per part.
+        parts, dim = group["split"]["parts"], group["split"]["dim"]
+        for parameter, update in self._momentum_updates(group):
+            unit = parameter.shape[dim] // sum(parts)
+            sizes = [unit * part for part in parts]
+            parameter.mul_(1 - group["lr"] * group["weight_decay"])
+            for piece, piece_update in zip(parameter.split(sizes, dim), update.split(sizes, dim)):
+                # In nn.Linear's (out, in) layout, as Muon would see the part as a layer of its own (Newton-Schulz
+                # runs in bfloat16: the transposed layout would round differently).
+                linear_update = piece_update if dim == 0 else piece_update.T
+                orthogonal = _zeropower_via_newtonschulz(linear_update, MUON_NS_COEFFICIENTS, self._ns_steps, MUON_EPS)
+                out_features, in_features = linear_update.shape
+                scale = max(1.0, out_features / in_features) ** 0.5
+                piece.add_(orthogonal if dim == 0 else orthogonal.T, alpha=-group["lr"] * scale)
 
 
 def normalized(update: torch.Tensor, norm: str, eps: float = 1e-7) -> torch.Tensor:
@@ -144,19 +180,44 @@ def conv1d_lr_correction(weight: torch.Tensor) -> float:
     care (the orthogonalised transpose is the transpose of the orthogonalised matrix), but its LR factor
     ``sqrt(max(1, rows / cols))`` does: without correction the fused ``c_attn`` (``d x 3d``) would get 1 instead of
     ``sqrt(3)``, ``mlp.c_fc`` 1 instead of 2 and ``mlp.c_proj`` 2 instead of 1. The fused Q|K|V matrix is
-    orthogonalised here as one ``3d x d`` matrix; modded-nanogpt's Muon splits it into Q, K and V first, which this
-    package does not offer yet.
+    orthogonalised as one ``3d x d`` matrix unless ``split_fused`` (:func:`muon_nsgd_param_groups`) splits it into Q,
+    K and V first, as modded-nanogpt does.
     """
     fan_in, fan_out = weight.shape
     return (max(1.0, fan_out / fan_in) / max(1.0, fan_in / fan_out)) ** 0.5
 
 
-def _transposed_weight_types(model: nn.Module) -> tuple[type, ...]:
-    """Module types of ``model``'s family that store weights ``(in, out)`` (its adapter says; none if it has none)."""
+#: Roles (see :data:`hf_progressive.adapters.PARAMETER_ROLES`) whose 2-D weights Muon orthogonalises. An untied LM
+#: head goes to Muon, as it always has here (so earlier runs resume with the same groups); routers and 3-D experts go
+#: to normalised SGD (``torch.optim.Muon`` takes 2-D weights only, and a router's few rows are no hidden matrix).
+MUON_ROLES = ("matrix", "head")
+
+
+@dataclass(frozen=True)
+class _FamilyFacts:
+    roles: dict[str, str]
+    transposed: set[int]  # ids of weights stored (in, out)
+    fused: Mapping[str, tuple[int, ...]]  # fused projections by name suffix
+
+
+def _family_facts(model: nn.Module, transposed_weight_types: tuple[type, ...] | None) -> _FamilyFacts:
+    """What the model's adapter says about its parameters; for a model no adapter knows, roles from its modules,
+    every weight taken as ``nn.Linear``'s ``(out, in)`` and nothing fused."""
     try:
-        return get_adapter(model).transposed_weight_types
-    except ValueError:  # a model no adapter knows: every weight is taken as nn.Linear's (out, in)
-        return ()
+        adapter = get_adapter(model)
+    except ValueError:
+        adapter = None
+    if transposed_weight_types is None:
+        transposed_weight_types = adapter.transposed_weight_types if adapter is not None else ()
+    transposed = {
+        id(p)
+        for module in model.modules()
+        if isinstance(module, transposed_weight_types)
+        for p in module.parameters(False)
+    }
+    if adapter is None:
+        return _FamilyFacts(classify_parameters(model), transposed, {})
+    return _FamilyFacts(adapter.parameter_roles(model), transposed, adapter.fused_projections)
 
 
 def muon_nsgd_param_groups(
@@ -166,8 +227,11 @@ def muon_nsgd_param_groups(
     decay_parameter_names: Iterable[str] | None = None,
     muon_embeddings: bool = False,
     transposed_weight_types: tuple[type, ...] | None = None,
+    split_fused: bool = False,
 ) -> list[dict[str, Any]]:
-    """Param groups for :class:`MuonNSGD`: every 2-D weight to Muon, everything else to normalised SGD.
+    """Param groups for :class:`MuonNSGD`: 2-D weights of the roles in :data:`MUON_ROLES` to Muon, everything else
+    to normalised SGD. Roles come from the model's adapter
+    (:meth:`~hf_progressive.adapters.BlockStackAdapter.parameter_roles`).
 
     Args:
         decay_parameter_names: names that get ``weight_decay`` (``Trainer.get_decay_parameter_names``); others get
@@ -176,37 +240,45 @@ def muon_nsgd_param_groups(
             this open. Default: normalised SGD.
         transposed_weight_types: module types that store weights ``(in, out)``; default: what the model's adapter
             says (none for a model no adapter knows).
+        split_fused: orthogonalise each part of a fused projection (the adapter's ``fused_projections``, GPT-2's
+            Q|K|V ``c_attn``) as its own matrix, as modded-nanogpt does, rather than the fused matrix as one.
+            Default off: the fused matrix as one, as this package always did.
 
     The first group is an unscaled normalised-SGD group, so ``Trainer`` logs the shared learning rate.
     """
     decaying = None if decay_parameter_names is None else set(decay_parameter_names)
-
-    def owned_by(kind: type) -> set[int]:
-        # A tied weight has several owners (GPT-2's wte and lm_head): any owner of the kind counts.
-        return {id(p) for module in model.modules() if isinstance(module, kind) for p in module.parameters(False)}
-
-    if transposed_weight_types is None:
-        transposed_weight_types = _transposed_weight_types(model)
-    embeddings, transposed = owned_by(nn.Embedding), owned_by(transposed_weight_types)
-    groups: dict[tuple[str, bool, float], list[nn.Parameter]] = {}
+    facts = _family_facts(model, transposed_weight_types)
+    groups: dict[tuple[str, bool, float, tuple | None], list[nn.Parameter]] = {}
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
-        use_muon = parameter.ndim == 2 and (muon_embeddings or id(parameter) not in embeddings)
-        scale = conv1d_lr_correction(parameter) if use_muon and id(parameter) in transposed else 1.0
+        role = facts.roles[name]
+        use_muon = parameter.ndim == 2 and (role in MUON_ROLES or (role == "embedding" and muon_embeddings))
+        split = None
+        if use_muon and split_fused:
+            parts = next((parts for suffix, parts in facts.fused.items() if has_suffix(name, (suffix,))), None)
+            # Split along the output dimension: columns of a weight stored (in, out), rows of nn.Linear's (out, in).
+            split = None if parts is None else (parts, 1 if id(parameter) in facts.transposed else 0)
+        # A split matrix's parts get Muon's shape factor one by one, in the step; a whole one gets it here.
+        scale = (
+            conv1d_lr_correction(parameter) if use_muon and split is None and id(parameter) in facts.transposed else 1.0
+        )
         decay = decaying is None or name in decaying
-        groups.setdefault(("muon" if use_muon else "nsgd", decay, scale), []).append(parameter)
+        groups.setdefault(("muon" if use_muon else "nsgd", decay, scale, split), []).append(parameter)
     ordered = sorted(groups.items(), key=lambda item: (item[0][0] != "nsgd", item[0][2] != 1.0))
-    # Muon decays by lr * weight_decay: divide the scaled groups' decay back so every weight decays alike.
-    return [
-        {
+    param_groups = []
+    for (algorithm, decay, scale, split), params in ordered:
+        # Muon decays by lr * weight_decay: divide the scaled groups' decay back so every weight decays alike.
+        group = {
             "params": params,
             "algorithm": algorithm,
             "lr": lr * scale,
             "weight_decay": weight_decay / scale if decay else 0.0,
         }
-        for (algorithm, decay, scale), params in ordered
-    ]
+        if split is not None:
+            group["split"] = {"parts": list(split[0]), "dim": split[1]}
+        param_groups.append(group)
+    return param_groups
 
 
 class UpdateRamp:

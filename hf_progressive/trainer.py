@@ -178,6 +178,7 @@ class ProgressiveTrainer(Trainer):
                 weight_decay=self.args.weight_decay,
                 decay_parameter_names=self.get_decay_parameter_names(model),
                 muon_embeddings=self.args.muon_embeddings,
+                split_fused=getattr(self.args, "muon_split_fused", False),
             )
             self.optimizer = MuonNSGD(
                 groups,

@@ -79,6 +79,13 @@ class ProgressiveTrainingArguments(TrainingArguments):
             "rather than normalised SGD."
         },
     )
+    muon_split_fused: bool = field(
+        default=False,
+        metadata={
+            "help": "With --optim muon_nsgd: orthogonalise each part of a fused projection (GPT-2's Q|K|V c_attn) "
+            "as its own matrix, as modded-nanogpt does, rather than the fused matrix as one."
+        },
+    )
     muon_momentum: float = field(default=0.95, metadata={"help": "With --optim muon_nsgd: momentum of both parts."})
     nsgd_norm: str = field(
         default="row",

@@ -4,6 +4,7 @@ its algorithms): an adapter joins it by registering, with an ``example_model``."
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -101,3 +102,79 @@ def test_a_grown_model_reloads_in_a_process_that_never_imports_hf_progressive(na
     reloaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert not reloaded["imported"]
     assert reloaded["logits"] == pytest.approx(expected, abs=1e-5)
+
+
+def _reduce_in_every_phase(rank: int, init_file: str, results: str, name: str) -> None:
+    """DDP with the reserve-aware comm hook, in the shallow (all reserved), mixed (reserve partly emptied) and fully
+    grown phases, with and without gradient_as_bucket_view, two backward passes each: every active gradient is the
+    mean of the processes' gradients, no reserved parameter gets one, and only active gradients are communicated."""
+    import copy
+
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from hf_progressive.distributed import register_reserve_aware_comm_hook
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    verdicts = {}
+    all_reduce = dist.all_reduce
+    for depth in (0, 1, 3):
+        for bucket_view in (False, True):
+            model = example(name, 0)
+            reserve_blocks(model, 3)
+            if depth:
+                grow(model, depth, init="random")
+            reference = copy.deepcopy(model)
+            # Small buckets: whichever way DDP groups reserved and active parameters, only active ones may be sent.
+            wrapped = DistributedDataParallel(
+                model, find_unused_parameters=True, bucket_cap_mb=0.01, gradient_as_bucket_view=bucket_view
+            )
+            assert register_reserve_aware_comm_hook(wrapped, model)
+            reserved_names = {n for n, p in model.named_parameters() if "progressive_reserve" in n}
+            checks = []
+            for step in range(2):
+                batch = tokens(seed=10 * rank + step)  # different data per process
+                reduced = []
+
+                def counting_all_reduce(tensor, *args, _reduced=reduced, **kwargs):
+                    _reduced.append(tensor.numel())
+                    return all_reduce(tensor, *args, **kwargs)
+
+                dist.all_reduce = counting_all_reduce
+                try:
+                    wrapped.zero_grad(set_to_none=True)
+                    wrapped(input_ids=batch, labels=batch).loss.backward()
+                finally:
+                    dist.all_reduce = all_reduce
+                reference.zero_grad(set_to_none=True)
+                reference(input_ids=batch, labels=batch).loss.backward()
+                expected = {}
+                for n, p in reference.named_parameters():
+                    if p.grad is not None:
+                        all_reduce(p.grad)
+                        expected[n] = p.grad / 2
+                gradients = dict(model.named_parameters())
+                active = {n: p.grad for n, p in gradients.items() if n not in reserved_names}
+                checks.append(
+                    {
+                        "active_match": all(torch.allclose(active[n], expected[n], atol=1e-6) for n in active),
+                        "reserved_without_gradient": all(gradients[n].grad is None for n in reserved_names),
+                        "only_active_sent": depth == 3 or sum(reduced) == sum(g.numel() for g in active.values()),
+                    }
+                )
+            verdicts[f"depth {depth}, gradient_as_bucket_view={bucket_view}"] = checks
+    Path(results, f"{rank}.json").write_text(json.dumps(verdicts))
+    dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("name", ADAPTERS)
+def test_ddp_comm_hook_reduces_exactly_the_active_gradients_in_every_phase(name, tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_reduce_in_every_phase, args=(str(tmp_path / "init"), str(tmp_path), name), nprocs=2)
+    for rank in (0, 1):
+        verdicts = json.loads((tmp_path / f"{rank}.json").read_text())
+        assert len(verdicts) == 6
+        for phase, checks in verdicts.items():
+            for step, check in enumerate(checks):
+                assert all(check.values()), (phase, step, check)

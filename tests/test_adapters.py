@@ -6,6 +6,7 @@ import io
 import tokenize
 
 import pytest
+import torch
 from conftest import REPO_ROOT, tiny_config, tiny_model
 from transformers import GPT2LMHeadModel
 
@@ -93,3 +94,75 @@ def test_parameter_counts_come_from_the_real_modules():
     embeddings = model.transformer.wte.weight.numel() + model.transformer.wpe.weight.numel()
     assert counts.embedding == embeddings
     assert counts.embedding + counts.other + 3 * counts.block == model.num_parameters()  # untied head in "other"
+
+
+def test_parameter_roles_come_from_the_modules_and_route_the_optimizer():
+    from hf_progressive.optim import muon_nsgd_param_groups
+
+    model = tiny_model(1, tie_word_embeddings=False)
+    roles = GPT2Adapter().parameter_roles(model)
+    assert roles["transformer.wte.weight"] == roles["transformer.wpe.weight"] == "embedding"
+    assert roles["lm_head.weight"] == "head"
+    assert roles["transformer.h.0.attn.c_attn.weight"] == roles["transformer.h.0.mlp.c_proj.weight"] == "matrix"
+    assert roles["transformer.h.0.ln_1.weight"] == roles["transformer.h.0.attn.c_attn.bias"] == "vector"
+    assert GPT2Adapter().parameter_roles(tiny_model(1))["transformer.wte.weight"] == "embedding"  # tied head
+
+    class RoutedGPT2Adapter(GPT2Adapter):  # pretend the MLP input is a router and its output 3-D experts
+        router_suffixes = ("mlp.c_fc.weight",)
+        expert_suffixes = ("mlp.c_proj.weight",)
+
+    routed = RoutedGPT2Adapter().parameter_roles(model)
+    assert routed["transformer.h.0.mlp.c_fc.weight"] == "router"
+    assert routed["transformer.h.0.mlp.c_proj.weight"] == "expert"
+    register_adapter(type("RoutedGPT2", (RoutedGPT2Adapter,), {"name": "routed", "priority": 10}))
+    try:
+        groups = muon_nsgd_param_groups(model, lr=1.0, weight_decay=0.0)
+    finally:
+        unregister_adapter("routed")
+    algorithm = {id(p): g["algorithm"] for g in groups for p in g["params"]}
+    parameters = dict(model.named_parameters())
+    assert algorithm[id(parameters["transformer.h.0.mlp.c_fc.weight"])] == "nsgd"  # routers: normalised SGD
+    assert algorithm[id(parameters["transformer.h.0.mlp.c_proj.weight"])] == "nsgd"  # experts: normalised SGD
+    assert algorithm[id(parameters["lm_head.weight"])] == "muon"  # an untied head: Muon, as always here
+    assert algorithm[id(parameters["transformer.h.0.attn.c_attn.weight"])] == "muon"
+
+
+def test_per_layer_config_fields_follow_the_depth():
+    class LayerTypedGPT2Adapter(GPT2Adapter):
+        per_layer_fields = ("layer_types",)
+
+    adapter = LayerTypedGPT2Adapter()
+    model = tiny_model(2)
+    model.config.layer_types = ["full_attention", "full_attention"]
+    adapter.set_config_depth(model, 4)
+    assert model.config.layer_types == ["full_attention"] * 4 and model.config.n_layer == 4
+    adapter.set_config_depth(model, 1)
+    assert model.config.layer_types == ["full_attention"]
+    model.config.layer_types = ["sliding_attention", "full_attention"]
+    with pytest.raises(ValueError, match="layer_types=.*'sliding_attention', 'full_attention'.* per_layer_value"):
+        adapter.set_config_depth(model, 3)
+
+
+def test_growth_zeroes_and_scales_the_residual_output_parameters_the_adapter_names():
+    class AttentionOnlyResidualAdapter(GPT2Adapter):  # a family whose residual output is one parameter per block
+        name = "attention_only_residual"
+        priority = 10
+
+        def residual_output_parameters(self, block):
+            return [block.attn.c_proj.weight]
+
+    register_adapter(AttentionOnlyResidualAdapter)
+    try:
+        model = tiny_model(1)
+        hf_progressive.grow(model, 2, init="zero")
+    finally:
+        unregister_adapter("attention_only_residual")
+    new = model.transformer.h[1]
+    assert torch.count_nonzero(new.attn.c_proj.weight) == 0
+    assert torch.count_nonzero(new.mlp.c_proj.weight) > 0 and torch.count_nonzero(new.attn.c_proj.bias) == 0
+
+
+def test_every_adapter_lists_its_single_stack_among_its_stacks():
+    model = tiny_model(2)
+    adapter = get_adapter(model)
+    assert adapter.stacks(model) == {"blocks": adapter.stack_owner(model)}

@@ -151,60 +151,6 @@ def test_replica_comparison_finds_any_difference_between_processes(tmp_path):
     assert [json.loads((tmp_path / f"{rank}.json").read_text()) for rank in (0, 1)] == [["drifted", "gradient"]] * 2
 
 
-def _reduce_with_reserve_hook(rank: int, init_file: str, results: str) -> None:
-    import torch
-    import torch.distributed as dist
-    from torch.nn.parallel import DistributedDataParallel
-
-    from hf_progressive import reserve_blocks
-    from hf_progressive.distributed import register_reserve_aware_comm_hook
-
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
-    model = tiny_model(0)
-    reserve_blocks(model, 3)
-    # Small buckets: whichever way DDP groups reserved and active parameters, only active ones may be communicated.
-    wrapped = DistributedDataParallel(model, find_unused_parameters=True, bucket_cap_mb=0.05)
-    assert register_reserve_aware_comm_hook(wrapped, model)
-    tokens = torch.randint(0, 64, (2, 8), generator=torch.Generator().manual_seed(rank))  # different data per rank
-    reduced_elements = []
-    all_reduce = dist.all_reduce
-
-    def counting_all_reduce(tensor, *args, **kwargs):
-        reduced_elements.append(tensor.numel())
-        return all_reduce(tensor, *args, **kwargs)
-
-    dist.all_reduce = counting_all_reduce
-    wrapped(input_ids=tokens, labels=tokens).loss.backward()
-    dist.all_reduce = all_reduce
-    # The reference: each rank's own gradient, averaged by hand.
-    reference = tiny_model(0)
-    reference(input_ids=tokens, labels=tokens).loss.backward()
-    expected = {}
-    for name, parameter in reference.named_parameters():
-        dist.all_reduce(parameter.grad)
-        expected[name] = parameter.grad / 2
-    active = {n: p.grad for n, p in model.named_parameters() if "progressive_reserve" not in n}
-    reserved = [p.grad for n, p in model.named_parameters() if "progressive_reserve" in n]
-    verdict = {
-        "active_match": all(torch.allclose(active[n], expected[n], atol=1e-6) for n in active),
-        "reserved_empty": all(g is None or not g.any() for g in reserved),
-        "reduced": sum(reduced_elements),
-        "active_elements": sum(g.numel() for g in active.values()),
-    }
-    Path(results, f"{rank}.json").write_text(json.dumps(verdict))
-    dist.destroy_process_group()
-
-
-def test_comm_hook_reduces_active_gradients_and_skips_the_reserve(tmp_path):
-    import torch.multiprocessing as mp
-
-    mp.spawn(_reduce_with_reserve_hook, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2)
-    for rank in (0, 1):
-        verdict = json.loads((tmp_path / f"{rank}.json").read_text())
-        assert verdict["active_match"] and verdict["reserved_empty"]
-        assert verdict["reduced"] == verdict["active_elements"]  # nothing of the reserve was communicated
-
-
 def test_a_comm_hook_registered_before_ours_is_kept(tmp_path, caplog):
     """accelerate registers its own DDP hook when its config asks for gradient compression; DDP takes one."""
     import torch.distributed as dist

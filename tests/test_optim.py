@@ -48,6 +48,44 @@ def test_muon_on_conv1d_equals_torch_muon_on_the_linear_layout():
     assert conv1d_lr_correction(module.weight) == pytest.approx(3**0.5)
 
 
+@pytest.mark.parametrize("transposed", [True, False], ids=["conv1d", "linear"])
+def test_split_fused_muon_equals_torch_muon_on_q_k_v_as_separate_matrices(transposed):
+    torch.manual_seed(0)
+    width = 4
+    module = Conv1D(3 * width, width) if transposed else nn.Linear(width, 3 * width, bias=False)
+    module.weight.data.normal_()
+    # What modded-nanogpt does: Q, K and V as three nn.Linear(width, width) weights of their own.
+    as_linear = module.weight.detach().T if transposed else module.weight.detach()
+    parts = [nn.Parameter(piece.clone()) for piece in as_linear.split(width, dim=0)]
+    groups = [
+        {"params": [module.weight], "algorithm": "muon", "split": {"parts": [1, 1, 1], "dim": 1 if transposed else 0}}
+    ]
+    optimizer = MuonNSGD(groups, lr=LR, weight_decay=WD, momentum=MOMENTUM)
+    reference = torch.optim.Muon(parts, lr=LR, weight_decay=WD, momentum=MOMENTUM)
+    for _ in range(3):
+        gradient = torch.randn(3 * width, width)  # in nn.Linear's (out, in) layout
+        module.weight.grad = gradient.T.clone() if transposed else gradient.clone()
+        for part, piece in zip(parts, gradient.split(width, dim=0)):
+            part.grad = piece.clone()
+        optimizer.step()
+        reference.step()
+        grown = module.weight.detach().T if transposed else module.weight.detach()
+        assert torch.allclose(grown, torch.cat([p.detach() for p in parts]), atol=1e-6)
+
+
+def test_split_fused_puts_gpt2_qkv_in_a_split_group_and_only_it():
+    model = tiny_model(2)
+    groups = muon_nsgd_param_groups(model, lr=LR, weight_decay=WD, split_fused=True)
+    split = [g for g in groups if "split" in g]
+    names = {id(p): name for name, p in model.named_parameters()}
+    assert len(split) == 1 and split[0]["split"] == {"parts": [1, 1, 1], "dim": 1}
+    assert sorted(names[id(p)] for p in split[0]["params"]) == [f"transformer.h.{i}.attn.c_attn.weight" for i in (0, 1)]
+    assert split[0]["lr"] == LR  # each (d x d) part is square: Muon's shape factor is 1
+    whole = muon_nsgd_param_groups(model, lr=LR, weight_decay=WD)
+    assert not any("split" in g for g in whole)
+    assert sum(len(g["params"]) for g in whole) == sum(len(g["params"]) for g in groups)
+
+
 def test_muon_update_is_orthogonalised():
     torch.manual_seed(0)
     weight = nn.Parameter(torch.zeros(8, 8))
@@ -111,9 +149,11 @@ def test_state_dict_round_trip_continues_identically(tokens):
         assert torch.equal(a, b)
 
 
-def test_trainer_with_muon_nsgd_through_growth(tmp_path):
+@pytest.mark.parametrize("split_fused", [False, True], ids=["whole", "split_fused"])
+def test_trainer_with_muon_nsgd_through_growth(tmp_path, split_fused):
     model = tiny_model(0)
     args = ProgressiveTrainingArguments(
+        muon_split_fused=split_fused,
         output_dir=str(tmp_path),
         max_steps=8,
         per_device_train_batch_size=4,
@@ -133,6 +173,7 @@ def test_trainer_with_muon_nsgd_through_growth(tmp_path):
     trainer.train()
     optimizer = trainer.optimizer.optimizer if hasattr(trainer.optimizer, "optimizer") else trainer.optimizer
     assert isinstance(optimizer, MuonNSGD)
+    assert any("split" in group for group in optimizer.param_groups) == split_fused
     assert all(p in optimizer.state for p in new)  # joined at growth, with fresh momentum
     assert all(not torch.equal(p, q) for p, q in zip(new, before))
     logged = [e["learning_rate"] for e in trainer.state.log_history if "learning_rate" in e]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +13,11 @@ import torch
 from torch import nn
 
 RESERVE_ATTRIBUTE = "progressive_reserve"
+
+#: What a parameter is to the optimizer (see :meth:`BlockStackAdapter.parameter_roles`): a weight matrix, a vector
+#: (norm gains, biases), an input embedding (a tied LM head is one), an untied output head, an MoE router, or MoE
+#: experts stored as one 3-D parameter.
+PARAMETER_ROLES = ("matrix", "vector", "embedding", "head", "router", "expert")
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,17 @@ class BlockStackAdapter(ABC):
     transposed_weight_types: tuple[type, ...] = ()
     #: Tags, pipeline tag and template of the model card.
     card: CardSpec = CardSpec(tags=(), pipeline_tag="", template="")
+    #: Config fields holding one entry per block (e.g. ``layer_types``), kept as long as the depth (see
+    #: :meth:`set_config_depth`).
+    per_layer_fields: tuple[str, ...] = ()
+    #: Parameter-name suffixes of MoE routers, and of experts stored as 3-D parameters (see :meth:`parameter_roles`).
+    router_suffixes: tuple[str, ...] = ()
+    expert_suffixes: tuple[str, ...] = ()
+    #: Fused projections, by parameter-name suffix: the relative sizes of their consecutive parts along the output
+    #: dimension (GPT-2's ``attn.c_attn.weight`` is Q|K|V side by side: ``(1, 1, 1)``), so an optimizer can treat
+    #: each part as its own matrix (``muon_split_fused``). Layouts that interleave the parts per head (GPT-NeoX's
+    #: ``query_key_value``) cannot be said this way: leave them out.
+    fused_projections: Mapping[str, tuple[int, ...]] = {}
 
     @classmethod
     @abstractmethod
@@ -87,6 +103,12 @@ class BlockStackAdapter(ABC):
     @abstractmethod
     def residual_output_projections(self, block: nn.Module) -> list[nn.Module]:
         """The layers whose output is added to the residual stream; zeroing them makes ``block`` an identity."""
+
+    def residual_output_parameters(self, block: nn.Module) -> list[nn.Parameter]:
+        """The parameters whose zeroing makes ``block`` an identity (what the ``zero`` inits zero and
+        ``residual_scale`` scales): by default those of :meth:`residual_output_projections`. A family whose
+        residual outputs are not whole modules (Mixtral's experts are one 3-D parameter) overrides this."""
+        return [p for module in self.residual_output_projections(block) for p in module.parameters()]
 
     @abstractmethod
     def hidden_size(self, config: Any) -> int:
@@ -117,9 +139,51 @@ class BlockStackAdapter(ABC):
     # Shared behaviour ---------------------------------------------------------------------------------------
 
     def set_config_depth(self, model: nn.Module, depth: int) -> None:
-        """Record the number of active blocks in ``model.config`` (a family whose config derives per-layer fields
-        from the depth overrides this to keep them in step)."""
-        setattr(model.config, self.depth_field, depth)
+        """Record the number of active blocks in ``model.config``, and keep each of :attr:`per_layer_fields` one
+        entry per block: cut to the depth, or extended by :meth:`per_layer_value` (configs such as Qwen's validate
+        ``len(layer_types) == num_hidden_layers`` when saved)."""
+        config = model.config
+        for field_name in self.per_layer_fields:
+            values = getattr(config, field_name, None)
+            if values is None:
+                continue
+            values = list(values)[:depth]
+            values += [self.per_layer_value(config, field_name, position) for position in range(len(values), depth)]
+            setattr(config, field_name, values)
+        setattr(config, self.depth_field, depth)
+
+    def per_layer_value(self, config: Any, field_name: str, position: int) -> Any:
+        """The entry of per-layer field ``field_name`` for a block new at ``position``. By default the field's value
+        when it is the same for every block; a family with a pattern (e.g. every sixth layer global) overrides
+        this.
+
+        Raises:
+            ValueError: when the entries differ and the family does not say how the pattern continues.
+        """
+        values = list(getattr(config, field_name))
+        if values and all(value == values[0] for value in values):
+            return values[0]
+        raise ValueError(
+            f"{type(self).__name__} cannot extend config.{field_name}={values} to position {position}: its entries "
+            "differ and the adapter does not override per_layer_value() to say how the pattern continues."
+        )
+
+    def stacks(self, model: nn.Module) -> dict[str, tuple[nn.Module, str]]:
+        """Every growable stack of blocks, by name: ``(owner module, attribute)``. A decoder has one (``"blocks"``,
+        from :meth:`stack_owner`); a family with several (a ResNet's stages) overrides this."""
+        return {"blocks": self.stack_owner(model)}
+
+    def parameter_roles(self, model: nn.Module) -> dict[str, str]:
+        """The role (one of :data:`PARAMETER_ROLES`) of every parameter of ``model``, by name as in
+        ``model.named_parameters()``: what an optimizer routes by (see
+        :func:`hf_progressive.optim.muon_nsgd_param_groups`).
+
+        Found from the modules, not from names, except for routers and experts (:attr:`router_suffixes`,
+        :attr:`expert_suffixes`): a parameter of an ``nn.Embedding`` is an embedding (a tied LM head included), the
+        weight of ``model.get_output_embeddings()`` otherwise the head, any other parameter of two or more
+        dimensions a matrix, the rest vectors.
+        """
+        return classify_parameters(model, self.router_suffixes, self.expert_suffixes)
 
     def config_depth(self, config: Any) -> int:
         """The depth recorded in ``config`` (a config object or a ``config.json`` dict)."""
@@ -174,6 +238,36 @@ class BlockReserve(nn.ModuleList):
     def train(self, mode: bool = True) -> BlockReserve:
         self.training = mode
         return self
+
+
+def classify_parameters(
+    model: nn.Module, router_suffixes: tuple[str, ...] = (), expert_suffixes: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """:meth:`BlockStackAdapter.parameter_roles` for any model (also one no adapter knows)."""
+    embeddings = {
+        id(p) for module in model.modules() if isinstance(module, nn.Embedding) for p in module.parameters(False)
+    }
+    head = model.get_output_embeddings() if callable(getattr(model, "get_output_embeddings", None)) else None
+    head_ids = {id(p) for p in head.parameters(False)} if isinstance(head, nn.Module) else set()
+    roles = {}
+    for name, parameter in model.named_parameters():
+        if has_suffix(name, router_suffixes):
+            roles[name] = "router"
+        elif has_suffix(name, expert_suffixes):
+            roles[name] = "expert"
+        elif id(parameter) in embeddings:
+            roles[name] = "embedding"
+        elif id(parameter) in head_ids and parameter.ndim >= 2:
+            roles[name] = "head"
+        else:
+            roles[name] = "matrix" if parameter.ndim >= 2 else "vector"
+    return roles
+
+
+def has_suffix(name: str, suffixes: Iterable[str]) -> bool:
+    """Whether the dotted parameter name ``name`` ends with one of ``suffixes`` at a dot (``attn.c_attn.weight``
+    matches ``h.0.attn.c_attn.weight``, not ``h.0.crossattn.c_attn.weight``)."""
+    return any(name == suffix or name.endswith("." + suffix) for suffix in suffixes)
 
 
 def replace_contents(module_list: nn.ModuleList, modules: list[nn.Module]) -> None:

@@ -33,6 +33,8 @@ class GPT2Adapter(BlockStackAdapter):
     )
     # GPT-2's Conv1D stores (in, out): Muon's LR rule must read it transposed.
     transposed_weight_types = (Conv1D,)
+    # c_attn holds Q|K|V side by side.
+    fused_projections = {"attn.c_attn.weight": (1, 1, 1)}
     card = CardSpec(
         tags=("progressive-training", "hf_progressive", "gpt2", "text-generation"),
         pipeline_tag="text-generation",
