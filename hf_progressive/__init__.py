@@ -9,7 +9,7 @@ from .hub import HubPushError, push_to_hub, write_model_card
 from .inits import INIT_STRATEGIES, get_init
 from .modeling import ProgressiveGPT2LMHeadModel
 from .schedule import DepthSchedule, DepthStage, GrowthStep
-from .trainer import GrowthCallback, ProgressiveTrainer, copy_optimizer_state, plan_growth
+from .trainer import GrowthCallback, ProgressiveTrainer, ProgressiveTrainerMixin, copy_optimizer_state, plan_growth
 from .training_args import ProgressiveTrainingArguments
 
 #: ``from hf_progressive import Trainer`` is a drop-in for ``transformers.Trainer``.
@@ -29,6 +29,7 @@ __all__ = [
     "ProgressiveGPT2Config",
     "ProgressiveGPT2LMHeadModel",
     "ProgressiveTrainer",
+    "ProgressiveTrainerMixin",
     "ProgressiveTrainingArguments",
     "Trainer",
     "advise",

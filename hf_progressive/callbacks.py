@@ -15,13 +15,10 @@ from .adapters import get_adapter
 from .configuration import progressive_metadata, update_progressive_metadata
 from .flops import ComputeTracker
 from .growth import GrowthEvent, current_depth, grow
-from .optim import UpdateRamp
+from .optim import DEFAULT_WSD_DECAY_FRACTION, UpdateRamp
 from .schedule import DepthSchedule
 
 logger = logging.getLogger(__name__)
-
-#: Share of the steps that ``warmup_stable_decay`` decays over when ``num_decay_steps`` is not given (PAPER.md).
-DEFAULT_WSD_DECAY_FRACTION = 0.1
 
 
 class GrowthCallback(TrainerCallback, ExportableState):

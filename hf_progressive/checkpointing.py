@@ -14,6 +14,7 @@ complete, and a save interrupted half-way leaves the previous checkpoint untouch
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -26,7 +27,8 @@ from torch import nn
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .adapters import get_adapter
-from .configuration import METADATA_KEY, checked_metadata
+from .callbacks import GrowthCallback
+from .configuration import METADATA_KEY, checked_metadata, update_progressive_metadata
 from .growth import current_depth, grow
 from .schedule import DepthSchedule
 
@@ -322,3 +324,100 @@ def _saved_weight_names(path: str) -> set[str] | None:
         with open(index, encoding="utf-8") as handle:
             return set(json.load(handle)["weight_map"])
     return None
+
+
+class ResumeTrainerMixin:
+    """``Trainer`` methods that resume a progressive run (mixed into :class:`~hf_progressive.ProgressiveTrainer`).
+
+    Uses the trainer's ``growth_plan`` and ``growth_callback`` (``None`` without a depth schedule: then every method
+    is ``Trainer``'s own).
+    """
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, *positional, **kwargs):
+        """``Trainer.train``; resuming a progressive run re-grows the model to the checkpoint's depth first.
+
+        With a depth schedule, ``resume_from_checkpoint=True`` picks the last checkpoint of ``output_dir`` whose save
+        finished (see :func:`last_complete_checkpoint`). Without one, this is ``Trainer.train`` unchanged (PEFT
+        adapter and sharded checkpoints resume as Trainer resumes them).
+
+        Raises:
+            ValueError: before any step, if the checkpoint is missing, incomplete or does not match this run
+                (architecture, depth schedule, init, optimizer-state policy, depth, weight names).
+        """
+        if self.growth_plan is None:
+            if isinstance(resume_from_checkpoint, str):
+                logger.info("Resuming from %s.", resume_from_checkpoint)
+            return super().train(resume_from_checkpoint, *positional, **kwargs)
+        if resume_from_checkpoint is True:
+            resume_from_checkpoint = last_complete_checkpoint(self.args.output_dir)
+            if resume_from_checkpoint is None:
+                raise ValueError(f"No complete checkpoint found in output_dir {self.args.output_dir}.")
+        if resume_from_checkpoint:
+            # Checked here, before Trainer reads it: a missing folder would otherwise be taken for a Hub repo id,
+            # and a truncated weights file fails deep inside safetensors without its name.
+            checkpoint = read_checkpoint(resume_from_checkpoint)
+            logger.info("Resuming from %s (step %d).", resume_from_checkpoint, checkpoint.global_step)
+            self._regrow_for_resume(checkpoint)
+        return super().train(resume_from_checkpoint or None, *positional, **kwargs)
+
+    def _regrow_for_resume(self, checkpoint: ProgressiveCheckpoint) -> None:
+        plan = self.growth_plan
+        check_resumable(
+            checkpoint, self.model, plan.schedule, plan.init, plan.optimizer_state, max_steps=self.args.max_steps
+        )
+        # The optimizer must list parameters in the order of the run that saved the checkpoint, which built it
+        # before any growth. Build it now, before replaying growth: parameters keep their identity through
+        # growth, so each saved optimizer state then loads onto the parameter it belongs to.
+        if self.optimizer is None:
+            self.create_optimizer()
+        regrow_to_checkpoint(self.model, checkpoint)
+        check_weights_match(checkpoint, self.model)
+        update_progressive_metadata(
+            self.model.config, growth_history=copy.deepcopy(checkpoint.metadata.get("growth_history") or [])
+        )
+        self.growth_callback.restore({"history": checkpoint.history, **checkpoint.attributes})
+        logger.info(
+            "Re-grew the model to %d blocks (%d growth events) to resume from %s.",
+            current_depth(self.model),
+            len(checkpoint.history),
+            checkpoint.path,
+        )
+
+    def _load_best_model(self) -> None:
+        # Private override: Trainer loads the best checkpoint inside train() with no public hook before it, and a
+        # checkpoint shallower than the grown model cannot load into it.
+        best = self.state.best_model_checkpoint
+        if self.growth_plan is not None and best and os.path.isfile(os.path.join(best, CONFIG)):
+            with open(os.path.join(best, CONFIG), encoding="utf-8") as handle:
+                best_depth = get_adapter(self.model).config_depth(json.load(handle))
+            if best_depth != current_depth(self.model):
+                logger.warning(
+                    "The best checkpoint %s has %d blocks but the model has grown to %d: its weights cannot load "
+                    "into the grown model, keeping the final model.",
+                    best,
+                    best_depth,
+                    current_depth(self.model),
+                )
+                return
+        super()._load_best_model()
+
+    def _issue_warnings_after_load(self, load_result: Any) -> None:
+        # Private override: the only place Trainer reports a checkpoint's missing keys; no hook filters them.
+        # A tied weight is saved once, so transformers reports its other name (GPT-2's lm_head.weight) missing on
+        # every resume; it is not, and check_weights_match has already refused real mismatches. Warn about the rest.
+        tied = tied_weight_names(self.model)
+        missing = [name for name in load_result.missing_keys if name not in tied]
+        super()._issue_warnings_after_load(load_result._replace(missing_keys=missing))
+
+    def _load_callback_state(self) -> None:
+        # Private override: Trainer swaps stateful callbacks here, inside train(), with no public hook after it.
+        # With restore_callback_states_from_checkpoint, Trainer replaces each stateful callback by a new one built
+        # from its saved arguments. Ours was already restored (and checked against the checkpoint) in train();
+        # keep it, so the growth hooks and the trainer's reference stay attached.
+        super()._load_callback_state()
+        if self.growth_callback is not None:
+            for callback in list(self.callback_handler.callbacks):
+                if isinstance(callback, GrowthCallback) and callback is not self.growth_callback:
+                    self.callback_handler.remove_callback(callback)
+            if self.growth_callback not in self.callback_handler.callbacks:
+                self.add_callback(self.growth_callback)

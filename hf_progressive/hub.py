@@ -267,3 +267,85 @@ def retry_command(repo_id: str | None, local_dir: str) -> str:
     """The ``hf upload`` command that pushes a saved output folder as the failed push would have (checkpoints and
     private ``_*`` files left out, as ``Trainer.push_to_hub`` leaves them)."""
     return f"hf upload {repo_id or '<your-name>/<repo>'} {local_dir} . --exclude 'checkpoint-*' --exclude '_*'"
+
+
+class ModelCardTrainerMixin:
+    """``Trainer`` methods that write the progressive model card and report a failed push (mixed into
+    :class:`~hf_progressive.ProgressiveTrainer`). Without a depth schedule (``growth_plan is None``) the card is
+    ``Trainer``'s own; a failed push is reported the same way either way."""
+
+    #: What create_model_card was told (data, base model, license...), kept for every later rewrite of the card.
+    _card_details: dict[str, Any] = {}
+    #: save_model calls, so a failed push saves the model only if Trainer had not yet.
+    _saves: int = 0
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        super().save_model(output_dir, _internal_call)
+        self._saves += 1
+        if self.growth_plan is not None and self.args.should_save:
+            try:
+                write_model_card(
+                    output_dir or self.args.output_dir, self.model, self.state.log_history, **self._card_details
+                )
+            except Exception as error:  # a card is documentation: it must never stop training at a checkpoint
+                logger.warning("Could not write the model card to %s: %r", output_dir or self.args.output_dir, error)
+
+    def create_model_card(
+        self,
+        language: str | None = None,
+        license: str | None = None,
+        tags: str | list[str] | None = None,
+        model_name: str | None = None,
+        finetuned_from: str | None = None,
+        tasks: str | list[str] | None = None,
+        dataset_tags: str | list[str] | None = None,
+        dataset: str | list[str] | None = None,
+        dataset_args: str | list[str] | None = None,
+    ) -> None:
+        """Write the progressive model card (growth history, compute, loss plot) to ``output_dir/README.md``.
+
+        Without a depth schedule this is ``Trainer.create_model_card``.
+        """
+        if self.growth_plan is None:
+            return super().create_model_card(
+                language, license, tags, model_name, finetuned_from, tasks, dataset_tags, dataset, dataset_args
+            )
+        self._card_details = dict(
+            model_name=model_name or Path(self.args.output_dir).name,  # as Trainer names its cards
+            repo_id=self.hub_model_id,
+            datasets=dataset_tags or dataset,
+            base_model=finetuned_from,
+            license=license,
+            language=language,
+            tags=[tags] if isinstance(tags, str) else tags,
+        )
+        if not self.is_world_process_zero():
+            return
+        write_model_card(self.args.output_dir, self.model, self.state.log_history, **self._card_details)
+
+    def init_hf_repo(self, token: str | None = None, private: bool | None = None) -> None:
+        try:
+            super().init_hf_repo(token=token, private=private)
+        except HUB_ERRORS as error:
+            raise HubPushError(explain_push_failure(self.args.hub_model_id, error, None)) from error
+
+    def push_to_hub(self, *positional, **kwargs):
+        """``Trainer.push_to_hub``: saves the model, writes the progressive card and uploads ``output_dir``.
+
+        Raises:
+            HubPushError: when the Hub cannot be reached or refuses the push (e.g. no token). The model is then
+                saved in ``output_dir`` all the same, and earlier checkpoints are untouched.
+        """
+        saves_before = self._saves
+        try:
+            return super().push_to_hub(*positional, **kwargs)
+        except (HubPushError, *HUB_ERRORS) as error:
+            # Trainer creates the repository before it saves: if that failed, the model is not on disk yet.
+            if self._saves == saves_before:
+                try:
+                    self.save_model(_internal_call=True)
+                except OSError:
+                    logger.exception("Saving the model to %s after the failed push failed too.", self.args.output_dir)
+            repo_id = self.hub_model_id or self.args.hub_model_id
+            cause = error.__cause__ if isinstance(error, HubPushError) else error
+            raise HubPushError(explain_push_failure(repo_id, cause, self.args.output_dir)) from error

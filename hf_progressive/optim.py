@@ -18,6 +18,7 @@ Parameters without a gradient are skipped by both, so blocks waiting in the rese
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,11 +30,17 @@ from torch import nn
 # of a fused matrix; tests check the split step against torch.optim.Muon on separate matrices.
 from torch.optim._muon import DEFAULT_A, DEFAULT_B, DEFAULT_C, _zeropower_via_newtonschulz
 from torch.optim._muon import EPS as MUON_EPS
+from transformers.optimization import get_scheduler
+from transformers.trainer_utils import SchedulerType
 
 from .adapters import get_adapter
 from .adapters.base import classify_parameters, has_suffix
 
+logger = logging.getLogger(__name__)
+
 MUON_NSGD = "muon_nsgd"
+#: Share of the steps that ``warmup_stable_decay`` decays over when ``num_decay_steps`` is not given (PAPER.md).
+DEFAULT_WSD_DECAY_FRACTION = 0.1
 MUON_NS_COEFFICIENTS = (DEFAULT_A, DEFAULT_B, DEFAULT_C)
 NSGD_NORMS = ("tensor", "row")
 
@@ -328,3 +335,49 @@ class UpdateRamp:
         for handle in self._handles:
             handle.remove()
         self._handles = []
+
+
+class OptimizerTrainerMixin:
+    """``Trainer`` methods for the optimizer and LR schedule of a progressive run (mixed into
+    :class:`~hf_progressive.ProgressiveTrainer`): ``optim="muon_nsgd"`` builds :class:`MuonNSGD` from the
+    :class:`~hf_progressive.ProgressiveTrainingArguments` fields ``muon_*`` and ``nsgd_norm``, and
+    ``warmup_stable_decay`` decays over the last :data:`DEFAULT_WSD_DECAY_FRACTION` of the steps when
+    ``lr_scheduler_kwargs`` gives no ``num_decay_steps`` (stock ``Trainer`` requires it)."""
+
+    def create_optimizer(self, model: nn.Module | None = None):
+        if self.optimizer is None and getattr(self.args, "optim", None) == MUON_NSGD:
+            model = self.model if model is None else model
+            groups = muon_nsgd_param_groups(
+                model,
+                lr=self.args.learning_rate,
+                weight_decay=self.args.weight_decay,
+                decay_parameter_names=self.get_decay_parameter_names(model),
+                muon_embeddings=getattr(self.args, "muon_embeddings", False),
+                split_fused=getattr(self.args, "muon_split_fused", False),
+            )
+            self.optimizer = MuonNSGD(
+                groups,
+                lr=self.args.learning_rate,
+                momentum=getattr(self.args, "muon_momentum", 0.95),
+                nsgd_norm=getattr(self.args, "nsgd_norm", "row"),
+            )
+        return super().create_optimizer(model)
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        kwargs = dict(self.args.lr_scheduler_kwargs or {})
+        if (
+            self.lr_scheduler is None
+            and self.args.lr_scheduler_type == SchedulerType.WARMUP_STABLE_DECAY
+            and "num_decay_steps" not in kwargs
+        ):
+            kwargs["num_decay_steps"] = max(1, round(DEFAULT_WSD_DECAY_FRACTION * num_training_steps))
+            logger.info("warmup_stable_decay: decaying over the last %d steps.", kwargs["num_decay_steps"])
+            self.lr_scheduler = get_scheduler(
+                self.args.lr_scheduler_type,
+                optimizer=optimizer if optimizer is not None else self.optimizer,
+                num_warmup_steps=self.args.get_warmup_steps(num_training_steps),
+                num_training_steps=num_training_steps,
+                scheduler_specific_kwargs=kwargs,
+            )
+            self._created_lr_scheduler = True
+        return super().create_scheduler(num_training_steps, optimizer)

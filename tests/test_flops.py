@@ -50,6 +50,15 @@ def test_forward_flops_per_token_by_hand():
     assert flops.training_flops_per_token(config, 2, 8) == 3 * flops.forward_flops_per_token(config, 2, 8)
 
 
+def test_an_untied_lm_head_is_counted_once():
+    tied = GPT2Config(n_layer=2, n_embd=4, n_head=1, vocab_size=10, n_positions=8)
+    untied = GPT2Config(n_layer=2, n_embd=4, n_head=1, vocab_size=10, n_positions=8, tie_word_embeddings=False)
+    assert flops.parameter_counts(untied).head == 4 * 10 and flops.parameter_counts(tied).head == 0
+    assert flops.total_parameters(untied, 2) == GPT2LMHeadModel(untied).num_parameters()
+    # The head's matrix product costs 2 d V per token whether or not its weight is the embedding's.
+    assert flops.forward_flops_per_token(untied, 2, 8) == flops.forward_flops_per_token(tied, 2, 8)
+
+
 def test_tracker_matches_schedule_ratio():
     config = GPT2Config(n_layer=0, n_embd=32, n_head=4, vocab_size=64, n_positions=16)
     schedule = DepthSchedule("0@0,2@0.5,4@0.75")

@@ -256,7 +256,7 @@ def test_best_checkpoint_shallower_than_the_grown_model_is_not_loaded(tmp_path, 
                 final.update({name: p.detach().clone() for name, p in model.named_parameters()})
 
     trainer.add_callback(SnapshotLastStep())
-    with caplog.at_level("WARNING", logger="hf_progressive.trainer"):
+    with caplog.at_level("WARNING", logger="hf_progressive"):
         trainer.train()
     best = json.loads((tmp_path / os.path.basename(trainer.state.best_model_checkpoint) / "config.json").read_text())
     assert best["n_layer"] == 0 and trainer.model.config.n_layer == 3
@@ -279,16 +279,16 @@ def test_checkpoint_with_missing_weights_is_refused(finished_runs, tmp_path):
 
 
 def test_a_failing_model_card_does_not_stop_training(tmp_path, monkeypatch, caplog):
-    import hf_progressive.trainer
+    import hf_progressive.hub
 
     def broken_card(*args, **kwargs):
         raise RuntimeError("no card today")
 
-    monkeypatch.setattr(hf_progressive.trainer, "write_model_card", broken_card)
+    monkeypatch.setattr(hf_progressive.hub, "write_model_card", broken_card)
     trainer = ProgressiveTrainer(
         model=tiny_model(0), args=arguments(tmp_path, save_steps=6), train_dataset=token_dataset()
     )
-    with caplog.at_level("WARNING", logger="hf_progressive.trainer"):
+    with caplog.at_level("WARNING", logger="hf_progressive"):
         trainer.train()
     assert trainer.state.global_step == 12 and (tmp_path / "checkpoint-12" / "model.safetensors").is_file()
     assert "Could not write the model card" in caplog.text and "no card today" in caplog.text

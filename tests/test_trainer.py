@@ -38,6 +38,25 @@ def test_drop_in_trainer_name():
     assert issubclass(ProgressiveTrainer, StockTrainer)
 
 
+def test_the_mixin_grows_a_user_trainer_subclass_that_overrides_compute_loss(tmp_path):
+    class ScaledLossTrainer(StockTrainer):  # a user's own Trainer subclass
+        calls = 0
+
+        def compute_loss(self, model, inputs, *args, **kwargs):
+            ScaledLossTrainer.calls += 1
+            return super().compute_loss(model, inputs, *args, **kwargs)
+
+    class ProgressiveScaledLossTrainer(hf_progressive.ProgressiveTrainerMixin, ScaledLossTrainer):
+        pass
+
+    model = tiny_model(0)
+    trainer = ProgressiveScaledLossTrainer(model=model, args=arguments(tmp_path), train_dataset=token_dataset())
+    output = trainer.train()
+    assert ScaledLossTrainer.calls == MAX_STEPS and model.config.n_layer == 3
+    assert [e["to_depth"] for e in trainer.growth_history] == [3]
+    assert 0 < output.metrics["compute_saved"] < 1
+
+
 def test_growth_at_exact_step_with_gradient_accumulation(tmp_path):
     model = tiny_model(0)
     depths = []

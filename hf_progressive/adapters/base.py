@@ -30,6 +30,8 @@ class ParameterCounts:
     embedding: int
     #: Everything else outside the stack: final norm, an untied LM head.
     other: int
+    #: The untied LM head's share of ``other`` (0 when the head is the token embedding).
+    head: int = 0
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,11 @@ class BlockStackAdapter(ABC):
         unique = {id(p): p for p in shell.parameters()}  # a tied weight once
         embedding = sum(p.numel() for key, p in unique.items() if key in embedding_ids)
         other = sum(p.numel() for key, p in unique.items() if key not in embedding_ids)
-        return ParameterCounts(block=sum(p.numel() for p in block.parameters()), embedding=embedding, other=other)
+        head_module = shell.get_output_embeddings() if callable(getattr(shell, "get_output_embeddings", None)) else None
+        head = sum(p.numel() for p in head_module.parameters() if id(p) not in embedding_ids) if head_module else 0
+        return ParameterCounts(
+            block=sum(p.numel() for p in block.parameters()), embedding=embedding, other=other, head=head
+        )
 
     def blocks(self, model: nn.Module) -> nn.ModuleList:
         owner, attribute = self.stack_owner(model)
