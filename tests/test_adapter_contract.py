@@ -72,6 +72,18 @@ def test_cached_generation_equals_a_full_forward_after_growth_that_moves_blocks(
 
 
 @pytest.mark.parametrize("name", ADAPTERS)
+def test_moved_blocks_are_renumbered_like_a_model_built_at_the_grown_depth(name):
+    # A model constructed at the grown depth numbers its blocks itself (KV-cache slots, per-position scaling such
+    # as GPT-2's inverse-layer-index factor, cross-attention): growth must leave the same numbering behind.
+    model = example(name, 2)
+    grow(model, 5, init="copy_inter")  # trained blocks 0, 1 move to new positions
+    adapter = get_adapter(model)
+    built = adapter.model_from_config(model.config).eval()
+    built.load_state_dict(model.state_dict())
+    assert torch.equal(built(tokens()).logits, model(tokens()).logits)
+
+
+@pytest.mark.parametrize("name", ADAPTERS)
 def test_reserved_blocks_take_no_gradient_and_keep_their_identity(name):
     model = example(name, 0)
     reserve_blocks(model, final_depth=3)
@@ -178,3 +190,43 @@ def test_ddp_comm_hook_reduces_exactly_the_active_gradients_in_every_phase(name,
         for phase, checks in verdicts.items():
             for step, check in enumerate(checks):
                 assert all(check.values()), (phase, step, check)
+
+
+def _dataset(vocab_size: int):
+    from datasets import Dataset
+
+    ids = torch.randint(0, vocab_size, (48, 12), generator=torch.Generator().manual_seed(0)).tolist()
+    return Dataset.from_dict({"input_ids": ids, "labels": ids})
+
+
+def _arguments(output_dir):
+    from hf_progressive import ProgressiveTrainingArguments
+
+    return ProgressiveTrainingArguments(
+        output_dir=str(output_dir), max_steps=8, per_device_train_batch_size=4, learning_rate=1e-2,
+        depth_schedule="1@0,3@0.5", growth_init="copy", lr_scheduler_type="warmup_stable_decay", warmup_steps=1,
+        logging_steps=1, save_strategy="steps", save_steps=1, report_to="none", seed=0, disable_tqdm=True,
+        use_cpu=True,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ADAPTERS)
+def test_resume_before_at_and_after_growth_matches_the_uninterrupted_run(name, tmp_path):
+    import shutil
+
+    from hf_progressive import ProgressiveTrainer
+
+    def losses(trainer, after=0):
+        return {e["step"]: e["loss"] for e in trainer.state.log_history if "loss" in e and e["step"] > after}
+
+    data = _dataset(example(name, 1).config.vocab_size)
+    uninterrupted = ProgressiveTrainer(model=example(name, 1), args=_arguments(tmp_path / "full"), train_dataset=data)
+    uninterrupted.train()
+    assert [e["step"] for e in uninterrupted.growth_history] == [4]
+    for step in (3, 4, 6):  # before growth, the growth step itself (saved before the model grows), after it
+        resumed_dir = tmp_path / f"resumed-{step}"
+        shutil.copytree(tmp_path / "full" / f"checkpoint-{step}", resumed_dir / f"checkpoint-{step}")
+        resumed = ProgressiveTrainer(model=example(name, 1), args=_arguments(resumed_dir), train_dataset=data)
+        resumed.train(resume_from_checkpoint=True)
+        assert losses(resumed, after=step) == pytest.approx(losses(uninterrupted, after=step), rel=1e-6), step
+        assert get_adapter(resumed.model).depth(resumed.model) == 3
