@@ -16,6 +16,8 @@ compared; the first steps of each run are not timed.
     python benchmarks/ddp_overhead.py --processes 1 --rounds 3   # one process, no DDP: the trainer's own cost
     python benchmarks/ddp_overhead.py --steps 200 --width 256
     python benchmarks/ddp_overhead.py --processes 1 --phases shallow   # only the 0-block phase
+    python benchmarks/ddp_overhead.py --phases shallow --comm_hook ddp    # without hf_progressive's DDP hook
+    python benchmarks/ddp_overhead.py --phases shallow --comm_hook noop   # communicate nothing: DDP's own cost
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ from shakespeare import DEFAULT_PATH, RandomWindows, load_characters
 from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainerCallback, TrainingArguments, default_data_collator
 from transformers.trainer_callback import PrinterCallback
 
+import hf_progressive.distributed
 from hf_progressive import ProgressiveTrainer, ProgressiveTrainingArguments
+from hf_progressive.distributed import ReplicaCheckCallback
 from hf_progressive.threads import configure_torch_threads
 
 TARGET_DEPTH = 6
@@ -55,6 +59,24 @@ class StepTimer(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         self.steps.append((self._depth, time.perf_counter() - self._start))
+
+
+class NoCommunication(TrainerCallback):
+    """Diagnostic: a DDP communication hook that communicates nothing, on the stock and the progressive run alike,
+    so that what remains of the difference is DDP's own per-step work for the reserve (not a valid training run)."""
+
+    def __init__(self, wrapped_model):
+        self._wrapped_model = wrapped_model
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        def keep_local(state, bucket):
+            future = torch.futures.Future()
+            future.set_result(bucket.buffer())
+            return future
+
+        wrapped = self._wrapped_model()
+        if isinstance(wrapped, torch.nn.parallel.DistributedDataParallel):
+            wrapped.register_comm_hook(state=None, hook=keep_local)
 
 
 def run(kind: str, depth: int, options: argparse.Namespace, data, vocab_size: int) -> list[float]:
@@ -97,11 +119,17 @@ def run(kind: str, depth: int, options: argparse.Namespace, data, vocab_size: in
         trainer = ProgressiveTrainer(model=model, args=args, train_dataset=data, data_collator=default_data_collator)
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(timer)
+    if options.comm_hook == "noop":
+        trainer.add_callback(NoCommunication(lambda: trainer.model_wrapped))
+        trainer.remove_callback(ReplicaCheckCallback)  # it would rightly refuse replicas that drift apart
     trainer.train()
     return [seconds for step_depth, seconds in timer.steps[UNTIMED_STEPS:] if step_depth == depth]
 
 
 def measure(options: argparse.Namespace) -> None:
+    if options.comm_hook != "reserve":
+        # Without hf_progressive's hook: DDP's own all-reduce ("ddp"), or the diagnostic no-op hook ("noop").
+        hf_progressive.distributed.register_reserve_aware_comm_hook = lambda wrapped, model: False
     configure_torch_threads(int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1"))))
     train, _, vocab_size = load_characters(options.data)
     data = RandomWindows(train, options.context, options.steps * options.batch * 2, seed=0)
@@ -124,7 +152,7 @@ def report(results: dict, options: argparse.Namespace) -> None:
     print(
         f"\nStep time, {processes} process(es) on {device}; GPT-2 width {options.width}, context "
         f"{options.context}, batch {options.batch} per process; median of {options.rounds} interleaved runs of "
-        f"{options.steps} steps each\n"
+        f"{options.steps} steps each; DDP communication hook: {options.comm_hook}\n"
     )
     print("| phase | stock Trainer (ms/step) | ProgressiveTrainer (ms/step) | ratio | overhead |")
     print("|---|---|---|---|---|")
@@ -139,7 +167,8 @@ def report(results: dict, options: argparse.Namespace) -> None:
         print(f"| {label} | {1e3 * stock:.1f} | {1e3 * ours:.1f} | {ratio:.3f} | {ratio - 1:+.1%} |")
     output = Path(options.output)
     output.mkdir(parents=True, exist_ok=True)
-    path = output / f"ddp-overhead-{processes}proc-w{options.width}.json"
+    hook = "" if options.comm_hook == "reserve" else f"-hook_{options.comm_hook}"
+    path = output / f"ddp-overhead-{processes}proc-w{options.width}{hook}.json"
     path.write_text(json.dumps({"settings": vars(options) | {"data": str(options.data)}, "rows": rows}, indent=1))
     print(f"\nwrote {path}")
 
@@ -154,6 +183,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16, help="sequences per process and step")
     parser.add_argument(
         "--phases", nargs="+", choices=("deep", "shallow"), default=["deep", "shallow"], help="phases to time"
+    )
+    parser.add_argument(
+        "--comm_hook",
+        choices=("reserve", "ddp", "noop"),
+        default="reserve",
+        help="DDP communication: hf_progressive's reserve-aware hook (what users get), DDP's default all-reduce of "
+        "every bucket, or a diagnostic hook that communicates nothing in either run",
     )
     parser.add_argument("--data", type=Path, default=DEFAULT_PATH)
     parser.add_argument("--output", default="benchmarks/results")

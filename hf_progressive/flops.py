@@ -57,11 +57,9 @@ def total_parameters(config, depth: int) -> int:
 
 
 def forward_flops_per_token(config, depth: int, context_length: int) -> int:
-    """Forward FLOPs per token: ``2 N_nonemb + 2 d V + 2 depth n_ctx d`` (PAPER.md), where ``2 d V`` is the LM
-    head's product, tied or not (an untied head's parameters are in ``N_nonemb`` and are not counted twice)."""
-    d = adapter_for_config(config).hidden_size(config)
-    matrices = non_embedding_parameters(config, depth) - parameter_counts(config).head
-    return 2 * matrices + 2 * d * config.vocab_size + 2 * depth * context_length * d
+    """Forward FLOPs per token, as the family's adapter counts them (a decoder LM: ``2 N_nonemb + 2 d V +
+    2 depth n_ctx d``, PAPER.md; see :meth:`~hf_progressive.adapters.BlockStackAdapter.forward_flops_per_token`)."""
+    return adapter_for_config(config).forward_flops_per_token(config, parameter_counts(config), depth, context_length)
 
 
 def training_flops_per_token(config, depth: int, context_length: int) -> int:

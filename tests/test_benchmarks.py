@@ -137,3 +137,13 @@ def test_step_time_against_the_stock_trainer_in_one_process(tmp_path):
     rows = json.loads((tmp_path / "ddp-overhead-1proc-w32.json").read_text())["rows"]
     assert [row["phase"] for row in rows] == ["deep: 6 blocks, grown", "shallow: 0 blocks, 6 reserved"]
     assert all(row["stock_ms"] > 0 and row["progressive_ms"] > 0 for row in rows)
+
+
+@pytest.mark.parametrize("hook", ["ddp", "noop"])
+def test_step_time_under_ddp_without_our_communication_hook(tmp_path, hook):
+    arguments = ["--steps", "10", "--rounds", "1", "--width", "32", "--phases", "shallow", "--comm_hook", hook]
+    stdout = run("ddp_overhead.py", *arguments, "--output", str(tmp_path), cwd=tmp_path)
+    assert "2 process(es) on CPU (DDP)" in stdout and f"DDP communication hook: {hook}" in stdout
+    rows = json.loads((tmp_path / f"ddp-overhead-2proc-w32-hook_{hook}.json").read_text())["rows"]
+    assert [row["phase"] for row in rows] == ["shallow: 0 blocks, 6 reserved"]
+    assert all(row["stock_ms"] > 0 and row["progressive_ms"] > 0 for row in rows)

@@ -212,6 +212,15 @@ class BlockStackAdapter(ABC):
             block=sum(p.numel() for p in block.parameters()), embedding=embedding, other=other, head=head
         )
 
+    def forward_flops_per_token(self, config: Any, counts: ParameterCounts, depth: int, context_length: int) -> int:
+        """Forward FLOPs per token of a model of ``depth`` blocks with parameter ``counts`` (see
+        :mod:`hf_progressive.flops`). The default is a decoder LM's ``2 N_nonemb + 2 d V + 2 depth n_ctx d``
+        (PAPER.md): block and other matrices, the LM head's product (tied or not: an untied head's parameters are
+        not counted twice) and attention scores. A family of another shape (a ResNet) overrides it."""
+        d = self.hidden_size(config)
+        matrices = depth * counts.block + counts.other - counts.head
+        return 2 * matrices + 2 * d * config.vocab_size + 2 * depth * context_length * d
+
     def blocks(self, model: nn.Module) -> nn.ModuleList:
         owner, attribute = self.stack_owner(model)
         return getattr(owner, attribute)
