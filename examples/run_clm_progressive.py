@@ -117,6 +117,13 @@ class DataTrainingArguments:
     train_file: str | None = field(default=None, metadata={"help": "A .txt, .json/.jsonl or .csv file with text."})
     validation_file: str | None = field(default=None, metadata={"help": "Same format as train_file."})
     text_column: str = field(default="text", metadata={"help": "Column holding the text in json/csv files."})
+    keep_linebreaks: bool = field(
+        default=True,
+        metadata={
+            "help": "Keep the line breaks of a .txt file (as transformers' run_clm.py): a .txt file is one text, read "
+            "line by line; --keep_linebreaks False joins its lines without them."
+        },
+    )
     validation_split_percentage: int = field(
         default=5, metadata={"help": "Share of the training data held out when no validation_file is given."}
     )
@@ -189,8 +196,10 @@ def load_raw_datasets(data_args: DataTrainingArguments) -> DatasetDict:
         raise ValueError(f"--train_file '{data_args.train_file}' must be a .txt, .json, .jsonl or .csv file.")
     for split, path in files.items():
         check_text_file(path, f"--{split}_file")
+    # A .txt file is one text read line by line: keep its line breaks, as run_clm.py does (datasets drops them).
+    options = {"keep_linebreaks": data_args.keep_linebreaks} if builder == "text" else {}
     try:
-        raw = load_dataset(builder, data_files=files)
+        raw = load_dataset(builder, data_files=files, **options)
     except Exception as error:  # datasets wraps parse errors in several types; one line names the file instead
         cause = str(error.__cause__ or error).strip().splitlines()[0][:200]
         raise ValueError(f"Could not read {', '.join(files.values())} as {builder}: {cause}") from error
@@ -345,14 +354,21 @@ def load_model(path: str, block_size: int):
     return model
 
 
+def rows_are_documents(data_args: DataTrainingArguments) -> bool:
+    """Whether each row of the raw data is a document of its own (the embedded corpus' files, json/csv rows) rather
+    than a line of one text (a .txt file)."""
+    return data_args.train_file is None or not data_args.train_file.endswith(".txt")
+
+
 def tokenize_and_group(
     raw: DatasetDict, tokenizer, data_args: DataTrainingArguments, main_process_first
 ) -> DatasetDict:
     block_size = data_args.block_size
-    eos = tokenizer.eos_token or ""
+    # End every document with <|endoftext|> so sequences that span two documents see the boundary; the lines of a
+    # .txt file are one text and run on into each other.
+    eos = (tokenizer.eos_token or "") if rows_are_documents(data_args) else ""
 
     def tokenize(batch):
-        # End every document with <|endoftext|> so sequences that span two documents see the boundary.
         return tokenizer([text + eos for text in batch["text"]])
 
     def group_texts(examples):

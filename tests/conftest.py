@@ -1,4 +1,7 @@
+import functools
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHAKESPEARE = REPO_ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
+EXAMPLE = REPO_ROOT / "examples" / "run_clm_progressive.py"
 #: Tests that read ../shared skip where it is missing (a user's clone), but fail under CI (CI=1), where a silent
 #: skip would hide that they never ran. pytest lists every skip (-rs in pyproject.toml).
 needs_shared = pytest.mark.skipif(
@@ -71,6 +75,16 @@ def progressive_arguments(output_dir, **overrides):
     )
     settings.update(overrides)
     return ProgressiveTrainingArguments(**settings)
+
+
+@functools.cache
+def load_example():
+    """The example script as a module (registered first: its dataclasses resolve their annotations through it)."""
+    spec = importlib.util.spec_from_file_location("run_clm_progressive", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

@@ -9,8 +9,6 @@ file as a script to print README's reliability table from the same cases (and, w
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import json
 import sys
 from collections.abc import Callable
@@ -21,9 +19,8 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests"))
-from conftest import tiny_model  # noqa: E402
+from conftest import EXAMPLE, load_example, tiny_model  # noqa: E402
 
-EXAMPLE = REPO_ROOT / "examples" / "run_clm_progressive.py"
 QUICK = [
     "--max_steps",
     "10",
@@ -34,16 +31,6 @@ QUICK = [
     "--max_corpus_bytes",
     "50000",
 ]
-
-
-@functools.cache
-def load_example():
-    """The example script as a module (registered first: its dataclasses resolve their annotations through it)."""
-    spec = importlib.util.spec_from_file_location("run_clm_progressive", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def run_example(arguments: list[str]) -> str:
