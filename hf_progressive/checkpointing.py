@@ -24,9 +24,11 @@ from typing import Any
 
 from safetensors import safe_open
 from torch import nn
+from transformers import PreTrainedModel
+from transformers.conversion_mapping import get_model_conversion_mapping
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from .adapters import get_adapter
+from .adapters import get_adapter, unwrap_model
 from .callbacks import GrowthCallback
 from .configuration import METADATA_KEY, checked_metadata, update_progressive_metadata
 from .growth import current_depth, grow
@@ -298,12 +300,28 @@ def check_weights_match(checkpoint: ProgressiveCheckpoint, model: nn.Module) -> 
     # A weight tied to another one (GPT-2's lm_head and wte) is saved once, under one of its names.
     tied = (expected - saved) & tied_weight_names(model)
     missing, unexpected = sorted(expected - saved - tied), sorted(saved - expected)
+    if (missing or unexpected) and saves_converted_names(model):
+        model_type = getattr(model.config, "model_type", type(model).__name__)
+        raise ValueError(
+            f"Checkpoint {checkpoint.path} cannot be resumed: transformers saves {model_type} weights under other "
+            f"names than the model holds (converted names, e.g. {unexpected[:2]}) and Trainer's resume loads them "
+            "without converting them back, so those weights would silently restart from their init. Start a new run "
+            "from the model saved with save_pretrained (from_pretrained converts the names), or train without "
+            "resuming."
+        )
     if missing or unexpected:
         raise ValueError(
             f"Checkpoint {checkpoint.path} does not match the model at {current_depth(model)} blocks: "
             f"missing {missing[:6]}{' ...' if len(missing) > 6 else ''}, "
             f"unexpected {unexpected[:6]}{' ...' if len(unexpected) > 6 else ''}."
         )
+
+
+def saves_converted_names(model: nn.Module) -> bool:
+    """Whether transformers saves ``model``'s weights under other names than the model holds (GPT-NeoX's head as
+    ``embed_out``, Mixtral's fused experts expert by expert) and converts them back only in ``from_pretrained``."""
+    inner = unwrap_model(model)
+    return isinstance(inner, PreTrainedModel) and bool(get_model_conversion_mapping(inner, add_legacy=False))
 
 
 def tied_weight_names(model: nn.Module) -> set[str]:

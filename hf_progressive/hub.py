@@ -1,6 +1,6 @@
 """Model cards and Hub pushes for progressively grown models.
 
-The card is rendered from ``model_cards/progressive_gpt2.md`` with ``huggingface_hub.ModelCard`` and
+The card is rendered from ``model_cards/progressive_causal_lm.md`` with ``huggingface_hub.ModelCard`` and
 ``ModelCardData``: the growth history, schedule and FLOPs go into the card's YAML metadata (under
 ``progressive_training``) as well as its text, with the loss-against-step plot when a training log is at hand.
 :class:`~hf_progressive.ProgressiveTrainer` writes it on ``save_model`` and ``push_to_hub``;
@@ -23,7 +23,7 @@ from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 from huggingface_hub.utils import validate_repo_id
 from torch import nn
 
-from .adapters import CardSpec, get_adapter
+from .adapters import CardSpec, get_adapter, unwrap_model
 from .configuration import progressive_metadata
 
 logger = logging.getLogger(__name__)
@@ -144,6 +144,8 @@ def build_model_card(
         local_datasets=local_datasets,
         local_base_model=local_base_models[0] if local_base_models else None,
         context_length=adapter.context_length(model.config),
+        family=adapter.card.family or getattr(model.config, "model_type", "model"),
+        architecture=adapter.card.architecture or type(unwrap_model(model)).__name__,
         initial_depth=history[0]["from_depth"] if history else depth,
         final_depth=depth,
         compute_saved=compute_saved,

@@ -210,7 +210,8 @@ def test_bad_growth_requests(call, message):
 
 
 def test_unsupported_model_is_refused():
-    with pytest.raises(ValueError, match=r"cannot grow a Sequential: supported architecture families are \['gpt2'\]"):
+    families = r"supported architecture families are \['gpt2', 'hf_decoder'\]"
+    with pytest.raises(ValueError, match=rf"cannot grow a Sequential: {families}, for the model types \[.*'llama'"):
         grow(nn.Sequential(nn.Linear(2, 2)), 2)
 
 

@@ -3,7 +3,7 @@
 from conftest import REPO_ROOT
 from huggingface_hub import ModelCard, ModelCardData
 
-TEMPLATE = REPO_ROOT / "model_cards" / "progressive_gpt2.md"
+TEMPLATE = REPO_ROOT / "model_cards" / "progressive_causal_lm.md"
 
 
 def test_template_renders_growth_and_compute():

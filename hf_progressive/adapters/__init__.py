@@ -1,6 +1,6 @@
 """Architecture adapters: where the block stack lives and how to add to it. One file per family."""
 
-from . import gpt2  # noqa: F401  (registers the GPT-2 adapter)
+from . import gpt2, hf_decoder  # noqa: F401  (register their adapters)
 from .base import BlockStackAdapter, CardSpec, ParameterCounts
 from .registry import (
     adapter_for_config,

@@ -41,6 +41,10 @@ class CardSpec:
     tags: tuple[str, ...]
     pipeline_tag: str
     template: str
+    #: How the card names the family ("GPT-2", "Llama").
+    family: str = ""
+    #: The class the card says the checkpoint loads as; default: the model's own class.
+    architecture: str | None = None
 
 
 class BlockStackAdapter(ABC):
@@ -128,9 +132,14 @@ class BlockStackAdapter(ABC):
     def block_from_config(self, config: Any) -> nn.Module:
         """One block of the stack built from ``config`` (called on the meta device, to count parameters)."""
 
-    def example_model(self, depth: int) -> nn.Module:
-        """A tiny, randomly initialised model of this family with ``depth`` blocks, for the shared contract tests
-        (``tests/test_adapter_contract.py``): registering an adapter that implements it enrols it there."""
+    #: Variants of :meth:`example_model` the contract battery runs (e.g. one per model type of a multi-family
+    #: adapter).
+    example_variants: tuple[str, ...] = ("",)
+
+    def example_model(self, depth: int, variant: str = "") -> nn.Module:
+        """A tiny, randomly initialised model of this family with ``depth`` blocks (of one of
+        :attr:`example_variants`), for the shared contract tests (``tests/test_adapter_contract.py``): registering an
+        adapter that implements it enrols it there."""
         raise NotImplementedError(f"{type(self).__name__} has no example_model(): it is not in the contract battery.")
 
     @classmethod
@@ -141,10 +150,13 @@ class BlockStackAdapter(ABC):
     # Shared behaviour ---------------------------------------------------------------------------------------
 
     def set_config_depth(self, model: nn.Module, depth: int) -> None:
-        """Record the number of active blocks in ``model.config``, and keep each of :attr:`per_layer_fields` one
-        entry per block: cut to the depth, or extended by :meth:`per_layer_value` (configs such as Qwen's validate
-        ``len(layer_types) == num_hidden_layers`` when saved)."""
-        config = model.config
+        """Record the number of active blocks in ``model.config`` (see :meth:`write_depth`)."""
+        self.write_depth(model.config, depth)
+
+    def write_depth(self, config: Any, depth: int) -> None:
+        """Set the depth of ``config``, and keep each of :attr:`per_layer_fields` one entry per block: cut to the
+        depth, or extended by :meth:`per_layer_value` (configs such as Qwen's validate ``len(layer_types) ==
+        num_hidden_layers`` when saved)."""
         for field_name in self.per_layer_fields:
             values = getattr(config, field_name, None)
             if values is None:
@@ -196,7 +208,7 @@ class BlockStackAdapter(ABC):
         """Parameters of one block, of the embeddings and of the rest, counted from modules built on the meta
         device from ``config`` (so a family needs no closed form, and nothing is allocated)."""
         shell_config = copy.deepcopy(config)
-        setattr(shell_config, self.depth_field, 0)
+        self.write_depth(shell_config, 0)
         with torch.device("meta"):
             shell = self.model_from_config(shell_config)
             block = self.block_from_config(config)

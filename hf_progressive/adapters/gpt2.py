@@ -38,7 +38,9 @@ class GPT2Adapter(BlockStackAdapter):
     card = CardSpec(
         tags=("progressive-training", "hf_progressive", "gpt2", "text-generation"),
         pipeline_tag="text-generation",
-        template="progressive_gpt2.md",
+        template="progressive_causal_lm.md",
+        family="GPT-2",
+        architecture="GPT2LMHeadModel",
     )
 
     @classmethod
@@ -91,7 +93,7 @@ class GPT2Adapter(BlockStackAdapter):
     def block_from_config(self, config) -> nn.Module:
         return GPT2Block(config, layer_idx=0)
 
-    def example_model(self, depth: int) -> nn.Module:
+    def example_model(self, depth: int, variant: str = "") -> nn.Module:
         from transformers import GPT2Config
 
         config = GPT2Config(

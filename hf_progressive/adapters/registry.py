@@ -38,6 +38,11 @@ def list_adapters() -> list[str]:
     return [adapter.name for adapter in _by_priority()]
 
 
+def supported_model_types() -> list[str]:
+    """Every ``config.model_type`` a registered adapter knows."""
+    return [model_type for adapter in _by_priority() for model_type in adapter.model_types]
+
+
 #: Older name of :func:`list_adapters`.
 supported_adapters = list_adapters
 
@@ -94,6 +99,6 @@ def get_adapter(model: nn.Module) -> BlockStackAdapter:
         lambda adapter_class: adapter_class.matches(inner),
         lambda: (
             f"hf_progressive cannot grow a {type(model).__name__}: supported architecture families are "
-            f"{list_adapters()} (e.g. transformers.GPT2LMHeadModel)."
+            f"{list_adapters()}, for the model types {supported_model_types()}."
         ),
     )
