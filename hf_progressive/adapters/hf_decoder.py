@@ -148,15 +148,22 @@ class HFDecoderAdapter(BlockStackAdapter):
                     sliding = attention.layer_type == "sliding_attention"
                     attention.sliding_window = getattr(config, "sliding_window", None) if sliding else None
 
+    def set_config_depth(self, model: nn.Module, depth: int) -> None:
+        super().set_config_depth(model, depth)
+        owner, _ = self.stack_owner(model)
+        # Qwen-style models decide at construction whether to build a sliding-window mask at all.
+        if hasattr(owner, "has_sliding_layers"):
+            owner.has_sliding_layers = "sliding_attention" in (getattr(model.config, "layer_types", None) or [])
+
     def per_layer_value(self, config: Any, field_name: str, position: int) -> Any:
-        """The base rule (a field whose entries agree continues with that value); otherwise, e.g. from an empty list
-        at depth 0, the config class's own rule: the value a config of that class built for ``position + 1`` layers
-        gives position ``position``."""
-        values = list(getattr(config, field_name) or [])
-        if values and all(value == values[0] for value in values):
-            return values[0]
+        """The config class's own rule: the value a config of that class, with the same settings, built for
+        ``position + 1`` layers gives position ``position`` (Qwen2's sliding window from ``max_window_layers`` on).
+        A class without a rule for the field falls back to the base rule (a list whose entries agree continues)."""
         settings = {**config.to_dict(), self.depth_field: position + 1, field_name: None}
-        return getattr(type(config).from_dict(settings), field_name)[position]
+        derived = getattr(type(config).from_dict(settings), field_name, None)
+        if derived is not None and len(derived) > position:
+            return derived[position]
+        return super().per_layer_value(config, field_name, position)
 
     def residual_output_projections(self, block: nn.Module) -> list[nn.Module]:
         return [module for module in self._residual_outputs(block) if isinstance(module, nn.Module)]
