@@ -98,9 +98,19 @@ class BlockStackAdapter(ABC):
         """A new block for ``position``, initialised by :meth:`initialize_block`, on the device and dtype of
         ``model``."""
 
-    @abstractmethod
+    @torch.no_grad()
     def initialize_block(self, model: nn.Module, block: nn.Module, init_depth: int) -> None:
-        """Re-initialise ``block`` in place as a model with ``init_depth`` blocks initialises its blocks."""
+        """Re-initialise ``block`` in place as a model with ``init_depth`` blocks initialises its blocks.
+
+        The default is for transformers models: the model's own ``_init_weights``, with the config saying
+        ``init_depth`` blocks (GPT-2 scales residual projections by ``1/sqrt(2 * n_layer)``: the depth the block is
+        meant for, never the current one, which may be 0). Tensors loaded by ``from_pretrained`` carry an "already
+        initialised" flag that transformers' init functions respect; it is cleared, this is a re-init.
+        """
+        for tensor in block.parameters():
+            tensor._is_hf_initialized = False
+        with config_depth(model.config, self.depth_field, max(init_depth, 1)):
+            block.apply(model._init_weights)
 
     @abstractmethod
     def renumber(self, model: nn.Module) -> None:

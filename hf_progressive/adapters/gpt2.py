@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 from transformers import GPT2LMHeadModel, GPT2Model
 from transformers.models.gpt2.modeling_gpt2 import GPT2Block
 from transformers.pytorch_utils import Conv1D
 
-from .base import BlockStackAdapter, CardSpec, config_depth
+from .base import BlockStackAdapter, CardSpec
 from .registry import register_adapter
 
 
@@ -55,17 +54,6 @@ class GPT2Adapter(BlockStackAdapter):
         block = GPT2Block(model.config, layer_idx=position).to(device=reference.device, dtype=reference.dtype)
         self.initialize_block(model, block, init_depth)
         return block
-
-    @torch.no_grad()
-    def initialize_block(self, model: nn.Module, block: nn.Module, init_depth: int) -> None:
-        # The model's own _init_weights, so new blocks match what transformers gives a GPT-2 of init_depth
-        # blocks. GPT-2 scales residual projections by 1/sqrt(2 * n_layer): use the depth the block is meant
-        # for, not the current depth (which may be 0, a division by zero). Tensors loaded by from_pretrained carry
-        # an "already initialised" flag that transformers' init functions respect; clear it, this is a re-init.
-        for tensor in block.parameters():
-            tensor._is_hf_initialized = False
-        with config_depth(model.config, self.depth_field, max(init_depth, 1)):
-            block.apply(model._init_weights)
 
     def renumber(self, model: nn.Module) -> None:
         # Reserved blocks are numbered for the position they will take when they enter the stack.

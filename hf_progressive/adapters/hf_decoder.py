@@ -15,11 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
-from .base import BlockStackAdapter, CardSpec, config_depth
+from .base import BlockStackAdapter, CardSpec
 from .registry import register_adapter
 
 
@@ -123,15 +122,6 @@ class HFDecoderAdapter(BlockStackAdapter):
         block.to(device=reference.device, dtype=reference.dtype)
         self.initialize_block(model, block, init_depth)
         return block
-
-    @torch.no_grad()
-    def initialize_block(self, model: nn.Module, block: nn.Module, init_depth: int) -> None:
-        # The model's own _init_weights, as a model of init_depth blocks initialises its blocks; tensors loaded by
-        # from_pretrained carry an "already initialised" flag that transformers' init functions respect.
-        for tensor in block.parameters():
-            tensor._is_hf_initialized = False
-        with config_depth(model.config, self.depth_field, max(init_depth, 1)):
-            block.apply(model._init_weights)
 
     def renumber(self, model: nn.Module) -> None:
         config = model.config
