@@ -1,5 +1,6 @@
 """How the example reads a user's text: a .txt file keeps its line structure, documents end with <|endoftext|>."""
 
+import contextlib
 import json
 
 from conftest import load_example
@@ -18,20 +19,10 @@ def tokenized(tmp_path, file_name: str, content: str, **overrides):
     )
     raw = example.load_raw_datasets(data_args)
     tokenizer = train_byte_level_bpe(raw["train"]["text"], vocab_size=300)
-    groups = example.tokenize_and_group(raw, tokenizer, data_args, _no_barrier)
+    # TrainingArguments.main_process_first, in a single process: nothing to wait for.
+    groups = example.tokenize_and_group(raw, tokenizer, data_args, lambda desc=None: contextlib.nullcontext())
     ids = [token for block in groups["train"]["input_ids"] for token in block]
     return raw, tokenizer, tokenizer.decode(ids)
-
-
-class _no_barrier:  # stands in for TrainingArguments.main_process_first in a single process
-    def __init__(self, desc=None):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def test_a_text_file_round_trips_its_line_structure_through_tokenisation(tmp_path):
