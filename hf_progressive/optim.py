@@ -339,7 +339,8 @@ class UpdateRamp:
 
 class OptimizerTrainerMixin:
     """``Trainer`` methods for the optimizer and LR schedule of a progressive run (mixed into
-    :class:`~hf_progressive.ProgressiveTrainer`): ``optim="muon_nsgd"`` builds :class:`MuonNSGD` from the
+    :class:`~hf_progressive.ProgressiveTrainer`): ``optim="muon_nsgd"`` (which only
+    :class:`~hf_progressive.ProgressiveTrainingArguments` accepts) builds :class:`MuonNSGD` from the
     :class:`~hf_progressive.ProgressiveTrainingArguments` fields ``muon_*`` and ``nsgd_norm``, and
     ``warmup_stable_decay`` decays over the last :data:`DEFAULT_WSD_DECAY_FRACTION` of the steps when
     ``lr_scheduler_kwargs`` gives no ``num_decay_steps`` (stock ``Trainer`` requires it)."""
@@ -352,14 +353,11 @@ class OptimizerTrainerMixin:
                 lr=self.args.learning_rate,
                 weight_decay=self.args.weight_decay,
                 decay_parameter_names=self.get_decay_parameter_names(model),
-                muon_embeddings=getattr(self.args, "muon_embeddings", False),
-                split_fused=getattr(self.args, "muon_split_fused", False),
+                muon_embeddings=self.args.muon_embeddings,
+                split_fused=self.args.muon_split_fused,
             )
             self.optimizer = MuonNSGD(
-                groups,
-                lr=self.args.learning_rate,
-                momentum=getattr(self.args, "muon_momentum", 0.95),
-                nsgd_norm=getattr(self.args, "nsgd_norm", "row"),
+                groups, lr=self.args.learning_rate, momentum=self.args.muon_momentum, nsgd_norm=self.args.nsgd_norm
             )
         return super().create_optimizer(model)
 

@@ -55,3 +55,14 @@ def test_a_grown_qwen2_saves_a_config_that_validates(tmp_path):
     model.save_pretrained(tmp_path)  # transformers checks len(layer_types) == num_hidden_layers here
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path)
     assert reloaded.config.layer_types == model.config.layer_types and len(reloaded.model.layers) == 3
+
+
+def test_routers_and_experts_are_named_by_the_models_own_family():
+    from hf_progressive.adapters.hf_decoder import example_decoder
+
+    mixtral = HFDecoderAdapter().parameter_roles(example_decoder("mixtral", 1))
+    assert mixtral["model.layers.0.mlp.gate.weight"] == "router"
+    assert mixtral["model.layers.0.mlp.experts.gate_up_proj"] == mixtral["model.layers.0.mlp.experts.down_proj"]
+    assert mixtral["model.layers.0.mlp.experts.down_proj"] == "expert"
+    llama = HFDecoderAdapter().parameter_roles(example_decoder("llama", 1))
+    assert set(llama.values()) == {"matrix", "vector", "embedding", "head"}

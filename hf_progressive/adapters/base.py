@@ -222,14 +222,11 @@ class BlockStackAdapter(ABC):
         with torch.device("meta"):
             shell = self.model_from_config(shell_config)
             block = self.block_from_config(config)
-        embedding_ids = {
-            id(p) for module in shell.modules() if isinstance(module, nn.Embedding) for p in module.parameters(False)
-        }
+        embedding_ids, head_ids = embedding_and_head_ids(shell)
         unique = {id(p): p for p in shell.parameters()}  # a tied weight once
         embedding = sum(p.numel() for key, p in unique.items() if key in embedding_ids)
         other = sum(p.numel() for key, p in unique.items() if key not in embedding_ids)
-        head_module = shell.get_output_embeddings() if callable(getattr(shell, "get_output_embeddings", None)) else None
-        head = sum(p.numel() for p in head_module.parameters() if id(p) not in embedding_ids) if head_module else 0
+        head = sum(p.numel() for key, p in unique.items() if key in head_ids and key not in embedding_ids)
         return ParameterCounts(
             block=sum(p.numel() for p in block.parameters()), embedding=embedding, other=other, head=head
         )
@@ -277,15 +274,21 @@ class BlockReserve(nn.ModuleList):
         return self
 
 
-def classify_parameters(
-    model: nn.Module, router_suffixes: tuple[str, ...] = (), expert_suffixes: tuple[str, ...] = ()
-) -> dict[str, str]:
-    """:meth:`BlockStackAdapter.parameter_roles` for any model (also one no adapter knows)."""
+def embedding_and_head_ids(model: nn.Module) -> tuple[set[int], set[int]]:
+    """Ids of the parameters of ``model``'s ``nn.Embedding`` modules (a tied LM head's weight among them), and of
+    ``model.get_output_embeddings()``'s parameters (empty for a model without one)."""
     embeddings = {
         id(p) for module in model.modules() if isinstance(module, nn.Embedding) for p in module.parameters(False)
     }
     head = model.get_output_embeddings() if callable(getattr(model, "get_output_embeddings", None)) else None
-    head_ids = {id(p) for p in head.parameters(False)} if isinstance(head, nn.Module) else set()
+    return embeddings, ({id(p) for p in head.parameters()} if isinstance(head, nn.Module) else set())
+
+
+def classify_parameters(
+    model: nn.Module, router_suffixes: tuple[str, ...] = (), expert_suffixes: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """:meth:`BlockStackAdapter.parameter_roles` for any model (also one no adapter knows)."""
+    embeddings, head_ids = embedding_and_head_ids(model)
     roles = {}
     for name, parameter in model.named_parameters():
         if has_suffix(name, router_suffixes):

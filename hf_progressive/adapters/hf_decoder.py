@@ -18,8 +18,8 @@ from typing import Any
 from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
-from .base import BlockStackAdapter, CardSpec
-from .registry import register_adapter
+from .base import BlockStackAdapter, CardSpec, classify_parameters
+from .registry import register_adapter, unwrap_model
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,6 @@ class HFDecoderAdapter(BlockStackAdapter):
         "use_parallel_residual",
         "sliding_window",
     )
-    router_suffixes = tuple(s for family in FAMILIES.values() for s in family.router_suffixes)
-    expert_suffixes = tuple(s for family in FAMILIES.values() for s in family.expert_suffixes)
     card = CardSpec(
         tags=("progressive-training", "hf_progressive", "text-generation"),
         pipeline_tag="text-generation",
@@ -137,6 +135,11 @@ class HFDecoderAdapter(BlockStackAdapter):
                 if hasattr(attention, "sliding_window"):
                     sliding = attention.layer_type == "sliding_attention"
                     attention.sliding_window = getattr(config, "sliding_window", None) if sliding else None
+
+    def parameter_roles(self, model: nn.Module) -> dict[str, str]:
+        # Routers and experts by the names of the model's own family (its row), not of every family in the table.
+        family = family_of(unwrap_model(model).config)
+        return classify_parameters(model, family.router_suffixes, family.expert_suffixes)
 
     def set_config_depth(self, model: nn.Module, depth: int) -> None:
         super().set_config_depth(model, depth)
