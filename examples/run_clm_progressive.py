@@ -41,6 +41,7 @@ import torch
 import transformers
 from datasets import Dataset, DatasetDict, load_dataset
 from transformers import (
+    AutoConfig,
     AutoModelForCausalLM,
     AutoTokenizer,
     HfArgumentParser,
@@ -52,9 +53,13 @@ from hf_progressive import (
     ProgressiveGPT2Config,
     ProgressiveTrainer,
     ProgressiveTrainingArguments,
+    current_depth,
     flops,
+    progressive_config,
     progressive_metadata,
 )
+from hf_progressive.adapters import adapter_for_config
+from hf_progressive.adapters.hf_decoder import FAMILIES
 from hf_progressive.advice import GrowthAdvice, advise_run
 from hf_progressive.checkpointing import checkpoint_problem, last_complete_checkpoint, weights_problem
 from hf_progressive.data import python_stdlib_corpus, split_documents, train_byte_level_bpe
@@ -91,9 +96,14 @@ DEMO_TRAINING_DEFAULTS = {
 }
 
 
+#: Families a new model can be built of (--model_type): GPT-2 and every row of the HF-decoder adapter's table.
+MODEL_TYPES = ("gpt2", *FAMILIES)
+
+
 @dataclass
 class ModelArguments:
-    """Which model to grow. Without ``model_name_or_path`` a new GPT-2 is built from the fields below."""
+    """Which model to grow. Without ``model_name_or_path`` a new model of ``model_type`` is built from the fields
+    below (the names are GPT-2's; they set the matching fields of the other families)."""
 
     model_name_or_path: str | None = field(
         default=None,
@@ -103,11 +113,33 @@ class ModelArguments:
         default=None,
         metadata={"help": "Local tokenizer directory. Default: the checkpoint's, else a BPE trained on the data."},
     )
+    model_type: str = field(
+        default="gpt2",
+        metadata={"help": "Family of a new model (its depth comes from --depth_schedule).", "choices": MODEL_TYPES},
+    )
     vocab_size: int = field(default=1024, metadata={"help": "Vocabulary of the tokenizer trained on the data."})
-    n_embd: int = field(default=128, metadata={"help": "Width of a new model."})
-    n_head: int = field(default=4, metadata={"help": "Attention heads of a new model."})
-    activation_function: str = field(default="gelu", metadata={"help": "Activation of a new model."})
-    dropout: float = field(default=0.0, metadata={"help": "Residual, embedding and attention dropout."})
+    n_embd: int = field(default=128, metadata={"help": "Width of a new model (hidden_size)."})
+    n_head: int = field(default=4, metadata={"help": "Attention heads of a new model (num_attention_heads)."})
+    n_kv_head: int | None = field(
+        default=None,
+        metadata={"help": "Key/value heads of a new non-GPT-2 model (num_key_value_heads; grouped-query attention)."},
+    )
+    intermediate_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "MLP width of a new model. Default: 4 x width for GPT-2 and GPT-NeoX, 8/3 x width rounded up to a "
+            "multiple of 32 for the gated (SwiGLU) MLPs of the other families, about the same parameters."
+        },
+    )
+    activation_function: str = field(default="gelu", metadata={"help": "Activation of a new GPT-2."})
+    dropout: float = field(default=0.0, metadata={"help": "Residual, embedding and attention dropout (GPT-2)."})
+    config_overrides: str | None = field(
+        default=None,
+        metadata={
+            "help": "As in transformers' run_clm.py: settings of a new model's config, e.g. "
+            "'num_local_experts=4,num_experts_per_tok=2' (Mixtral) or 'resid_pdrop=0.1'. The depth is the schedule's."
+        },
+    )
 
 
 @dataclass
@@ -308,29 +340,68 @@ def _train_shared_tokenizer(model_args, raw: DatasetDict, training_args: Progres
 
 
 def build_model(model_args: ModelArguments, training_args: ProgressiveTrainingArguments, tokenizer, block_size: int):
-    """A new GPT-2 for the depth schedule (the default one when none is given)."""
+    """A new model of ``--model_type`` for the depth schedule (the default one when none is given)."""
     if training_args.depth_schedule is None:
         training_args.depth_schedule = DEFAULT_DEPTH_SCHEDULE
         training_args.growth_init = training_args.growth_init or DEFAULT_GROWTH_INIT
     schedule = DepthSchedule(training_args.depth_schedule)
-    config = ProgressiveGPT2Config(
-        vocab_size=len(tokenizer),
-        n_positions=block_size,
-        n_embd=model_args.n_embd,
-        n_head=model_args.n_head,
-        n_layer=schedule.initial_depth,
-        target_n_layer=schedule.final_depth,
-        depth_schedule=str(schedule),
-        activation_function=model_args.activation_function,
-        resid_pdrop=model_args.dropout,
-        embd_pdrop=model_args.dropout,
-        attn_pdrop=model_args.dropout,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
+    config = new_model_config(model_args, tokenizer, block_size, schedule.final_depth)
+    if model_args.config_overrides:
+        depth_field = adapter_for_config(config).depth_field
+        if depth_field in {item.split("=")[0].strip() for item in model_args.config_overrides.split(",")}:
+            raise ValueError(
+                f"--config_overrides sets {depth_field}: the depth of a new model comes from --depth_schedule "
+                f"('{schedule}'); drop it there."
+            )
+        try:
+            config.update_from_string(model_args.config_overrides)
+        except ValueError as error:
+            raise ValueError(f"--config_overrides {model_args.config_overrides!r}: {error}.") from None
+    config = progressive_config(config, str(schedule), training_args.growth_init or "random")
     model = AutoModelForCausalLM.from_config(config)
     model.generation_config.max_length = block_size  # generate() stops at the context unless told otherwise
     return model
+
+
+def new_model_config(model_args: ModelArguments, tokenizer, block_size: int, depth: int):
+    """The config of a new model of ``--model_type`` at ``depth`` blocks, from the width and head flags."""
+    if model_args.model_type == "gpt2":
+        return ProgressiveGPT2Config(
+            vocab_size=len(tokenizer),
+            n_positions=block_size,
+            n_embd=model_args.n_embd,
+            n_head=model_args.n_head,
+            n_inner=model_args.intermediate_size,
+            n_layer=depth,
+            activation_function=model_args.activation_function,
+            resid_pdrop=model_args.dropout,
+            embd_pdrop=model_args.dropout,
+            attn_pdrop=model_args.dropout,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+    gated = model_args.model_type != "gpt_neox"
+    intermediate = model_args.intermediate_size
+    if intermediate is None:
+        intermediate = -(-8 * model_args.n_embd // 3 // 32) * 32 if gated else 4 * model_args.n_embd
+    settings = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=model_args.n_embd,
+        num_attention_heads=model_args.n_head,
+        intermediate_size=intermediate,
+        max_position_embeddings=block_size,
+        num_hidden_layers=depth,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+    )
+    if model_args.model_type != "gpt_neox":
+        settings["num_key_value_heads"] = model_args.n_kv_head or model_args.n_head
+    elif model_args.n_kv_head not in (None, model_args.n_head):
+        raise ValueError(
+            f"--n_kv_head {model_args.n_kv_head}: GPT-NeoX has no grouped-query attention; leave it unset."
+        )
+    return AutoConfig.for_model(model_args.model_type, **settings)
 
 
 def load_model(path: str, block_size: int):
@@ -345,12 +416,14 @@ def load_model(path: str, block_size: int):
         raise ValueError(f"--model_name_or_path {path}: no such folder (and not a Hub model id).")
     model = AutoModelForCausalLM.from_pretrained(path)
     progressive_metadata(model.config)  # raises, naming config.json and the field, if it is not ours
-    if block_size > model.config.n_positions:
+    context = adapter_for_config(model.config).context_length(model.config)
+    if context is not None and block_size > context:
         raise ValueError(
-            f"--block_size {block_size} is above the context of {path} (n_positions={model.config.n_positions}): "
-            f"use --block_size {model.config.n_positions} or less."
+            f"--block_size {block_size} is above the context of {path} ({context} positions): "
+            f"use --block_size {context} or less."
         )
-    model.generation_config.max_length = model.config.n_positions  # generate() stops at the context by default
+    if context is not None:
+        model.generation_config.max_length = context  # generate() stops at the context by default
     return model
 
 
@@ -434,7 +507,7 @@ def summarize(trainer: ProgressiveTrainer, train_metrics: dict, eval_metrics: di
     lines = [
         f"final validation loss: {eval_metrics['eval_loss']:.4f}",
         f"perplexity:            {eval_metrics['perplexity']:.2f}",
-        f"final depth:           {trainer.model.config.n_layer} blocks",
+        f"final depth:           {current_depth(trainer.model)} blocks",
     ]
     if trainer.args.world_size > 1:
         # ProgressiveTrainer stops the run if replicas differ after growth or at the end (ReplicaCheckCallback).
@@ -458,10 +531,18 @@ def summarize(trainer: ProgressiveTrainer, train_metrics: dict, eval_metrics: di
     return "\n".join(lines)
 
 
+#: Fields added to the fingerprint after the demo's reference was stored, with the value that reference ran at.
+FINGERPRINT_DEFAULTS = {"model_type": "gpt2", "n_kv_head": None, "intermediate_size": None, "config_overrides": None}
+
+
 def reference_fingerprint(model_args, data_args, training_args, target_depth: int) -> dict:
     """What must match for a stored fixed-depth run to be this run's reference."""
     return {
         "model_name_or_path": model_args.model_name_or_path,
+        "model_type": model_args.model_type,
+        "n_kv_head": model_args.n_kv_head,
+        "intermediate_size": model_args.intermediate_size,
+        "config_overrides": model_args.config_overrides,
         "target_depth": target_depth,
         "n_embd": model_args.n_embd,
         "n_head": model_args.n_head,
@@ -484,7 +565,8 @@ def compare_with_reference(path: str | None, fingerprint: dict, eval_loss: float
         return None
     with open(path, encoding="utf-8") as handle:
         reference = json.load(handle)
-    if reference.get("fingerprint") != fingerprint:
+    # A reference stored before a field existed was taken at that field's default.
+    if {**FINGERPRINT_DEFAULTS, **reference.get("fingerprint", {})} != fingerprint:
         logger.info("The fixed-depth reference %s is of another configuration: no comparison.", path)
         return None
     loss, spent = reference["eval_loss"], reference["flops"]
@@ -599,7 +681,7 @@ def main() -> dict:
     trainer.create_model_card(**card)  # README.md in output_dir, ready for `hf upload`
 
     summary = {"train": train_metrics, "eval": eval_metrics, "growth_history": trainer.growth_history}
-    target_depth = trainer.growth_plan.schedule.final_depth if trainer.growth_plan else trainer.model.config.n_layer
+    target_depth = trainer.growth_plan.schedule.final_depth if trainer.growth_plan else current_depth(trainer.model)
     fingerprint = reference_fingerprint(model_args, data_args, training_args, target_depth)
     spent = train_metrics.get("flops", train_metrics.get("total_flos", 0.0))
     comparison = compare_with_reference(comparison_args.fixed_reference, fingerprint, eval_metrics["eval_loss"], spent)

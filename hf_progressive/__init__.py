@@ -3,8 +3,8 @@
 from .adapters import get_adapter, list_adapters, register_adapter, supported_adapters
 from .advice import GrowthAdvice, advise, advise_run
 from .checkpointing import last_complete_checkpoint
-from .configuration import ProgressiveGPT2Config, progressive_metadata
-from .growth import GrowthEvent, current_depth, grow, reserve_blocks
+from .configuration import ProgressiveGPT2Config, progressive_config, progressive_metadata
+from .growth import GrowthEvent, block_names, current_depth, grow, reserve_blocks, train_only_new_blocks
 from .hub import HubPushError, push_to_hub, write_model_card
 from .inits import INIT_STRATEGIES, get_init
 from .modeling import ProgressiveGPT2LMHeadModel
@@ -34,6 +34,7 @@ __all__ = [
     "Trainer",
     "advise",
     "advise_run",
+    "block_names",
     "copy_optimizer_state",
     "current_depth",
     "get_adapter",
@@ -42,10 +43,12 @@ __all__ = [
     "last_complete_checkpoint",
     "list_adapters",
     "plan_growth",
+    "progressive_config",
     "progressive_metadata",
     "push_to_hub",
     "register_adapter",
     "reserve_blocks",
     "supported_adapters",
+    "train_only_new_blocks",
     "write_model_card",
 ]

@@ -1,7 +1,9 @@
-"""``ProgressiveGPT2Config``: a ``GPT2Config`` that also carries the growth plan and its history."""
+"""Growth plans and histories in model configs: ``ProgressiveGPT2Config`` (a ``GPT2Config`` that carries them) and
+:func:`progressive_config` (the same for the config of any supported family)."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from huggingface_hub.dataclasses import strict
@@ -143,10 +145,13 @@ def checked_metadata(block: Any, source: str | None = None) -> dict[str, Any]:
         if not isinstance(history, list):
             raise bad("growth_history", history, "a list of growth events")
         for index, event in enumerate(history):
-            if not isinstance(event, dict) or not all(
-                _is_int(event.get(key)) for key in ("step", "from_depth", "to_depth")
+            # step is None for growth outside training (`hf-progressive grow`).
+            if (
+                not isinstance(event, dict)
+                or not all(_is_int(event.get(key)) for key in ("from_depth", "to_depth"))
+                or not (event.get("step") is None or _is_int(event["step"]))
             ):
-                raise bad(f"growth_history[{index}]", event, "an object with integer step, from_depth and to_depth")
+                raise bad(f"growth_history[{index}]", event, "an object with integer from_depth and to_depth, and step")
     return dict(block)
 
 
@@ -174,3 +179,48 @@ def update_progressive_metadata(config: Any, **fields: Any) -> None:
             setattr(config, name, value)
     else:
         config.progressive = {**progressive_metadata(config), **fields}
+
+
+def progressive_config(
+    config: Any, depth_schedule: str, growth_init: str = "random", target_depth: int | None = None
+) -> Any:
+    """A copy of ``config`` (of any supported family: ``LlamaConfig``, ``Qwen2Config``, ``GPT2Config``, ...) that
+    describes the schedule's first depth and records the growth plan, as :class:`ProgressiveGPT2Config` does for
+    GPT-2. A model built from it starts shallow; ``ProgressiveTrainer`` grows it by the recorded plan without a
+    ``depth_schedule`` argument, and every checkpoint keeps plan and history in ``config.json`` (under
+    ``"progressive"``) while staying a plain checkpoint of the family::
+
+        config = progressive_config(LlamaConfig(hidden_size=512, num_hidden_layers=12), "0@0,12@0.8")
+        model = AutoModelForCausalLM.from_config(config)  # a LlamaForCausalLM running 0 blocks
+
+    Args:
+        config: the architecture at any depth; only its depth (and per-layer fields such as ``layer_types``)
+            changes.
+        depth_schedule: e.g. ``"0@0,12@0.8"`` (see :class:`~hf_progressive.DepthSchedule`).
+        growth_init: the init of new blocks (see :mod:`hf_progressive.inits`).
+        target_depth: the depth the model may grow to; defaults to the schedule's final depth.
+
+    Raises:
+        ValueError: for a family without an adapter (naming the supported ones), a malformed schedule, one deeper
+            than ``target_depth`` or than the config's per-layer fields can describe, an unknown init, or one that
+            cannot carry out the schedule (copying from 0 blocks).
+    """
+    from .adapters import adapter_for_config
+    from .training_args import check_init_for_schedule
+
+    adapter = adapter_for_config(config)
+    schedule = DepthSchedule(depth_schedule, target_depth)
+    check_init_for_schedule(growth_init, schedule)
+    adapter.check_depth(config, schedule.final_depth, start=schedule.initial_depth)
+    planned = copy.deepcopy(config)
+    adapter.write_depth(planned, schedule.initial_depth)
+    update_progressive_metadata(
+        planned,
+        depth_schedule=str(schedule),
+        growth_init=growth_init,
+        target_n_layer=target_depth if target_depth is not None else schedule.final_depth,
+        growth_history=[],  # a plan for a new model: nothing of an earlier run's record carries over
+        flops=None,
+        flops_fixed_equivalent=None,
+    )
+    return planned

@@ -18,6 +18,7 @@ from torch import nn
 
 from .adapters import get_adapter, unwrap_model
 from .adapters.base import replace_contents
+from .adapters.registry import is_peft_wrapped
 from .inits import Copy, Fresh, Keep, get_init
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ def reserve_blocks(model: nn.Module, final_depth: int, initial_depth: int | None
     Returns:
         The number of reserved blocks.
     """
+    _refuse_peft(model)
     adapter = get_adapter(model)
     depth = adapter.depth(model)
     initial_depth = depth if initial_depth is None else initial_depth
@@ -108,9 +110,9 @@ def grow(model: nn.Module, to_depth: int, init: str = "random", residual_scale: 
 
     New blocks come from the model's reserve (see :func:`reserve_blocks`) when it has one, else they are built
     now. ``init`` names a strategy of :mod:`hf_progressive.inits`: ``random``, ``copy``, ``copy_stack``,
-    ``copy_inter``, ``copy_last``, ``zero``, ``copy_zero``. ``residual_scale`` multiplies the residual output
-    projections of new blocks after init: below 1 a new block starts closer to an identity (0 is the ``zero``
-    init's identity; ignored by the inits that zero them anyway).
+    ``copy_inter``, ``copy_last``, ``zero``, ``copy_zero``, ``llama_pro``. ``residual_scale`` multiplies the
+    residual output projections of new blocks after init: below 1 a new block starts closer to an identity (0 is the
+    ``zero`` init's identity; ignored by the inits that zero them anyway).
 
     After growth every block's position index (``attn.layer_idx`` for GPT-2) is its position, the config
     records the new depth, tied embeddings stay tied, and new blocks share the model's dtype and device.
@@ -123,6 +125,7 @@ def grow(model: nn.Module, to_depth: int, init: str = "random", residual_scale: 
     """
     if residual_scale < 0:
         raise ValueError(f"residual_scale={residual_scale} must be >= 0 (1 keeps the init's scale).")
+    _refuse_peft(model)
     adapter = get_adapter(model)
     strategy = get_init(init)
     from_depth = adapter.depth(model)
@@ -132,6 +135,15 @@ def grow(model: nn.Module, to_depth: int, init: str = "random", residual_scale: 
     if target is not None and to_depth > target:
         raise ValueError(f"to_depth={to_depth} is above the target depth {target} in model.config.")
     slots = strategy.plan(from_depth, to_depth)
+    moves = any(isinstance(slot, Keep) and slot.source != position for position, slot in enumerate(slots))
+    if strategy.zero_residual and moves and adapter.position_dependent(model):
+        logger.warning(
+            "growth_init='%s' zeroes the new blocks' outputs, but it moves trained blocks and %s's blocks compute "
+            "something else at another position: the grown model is NOT function-preserving. Use an init that keeps "
+            "the trained blocks in place (copy_zero, zero) for an exact identity.",
+            init,
+            type(model).__name__,
+        )
     # Before building blocks, so that new blocks reference the model's private config too.
     _detach_config(model)
 
@@ -189,6 +201,43 @@ def grow(model: nn.Module, to_depth: int, init: str = "random", residual_scale: 
     )
     logger.info("Grew %s from %d to %d blocks (init=%s).", type(model).__name__, from_depth, to_depth, init)
     return event
+
+
+def block_names(model: nn.Module, positions: list[int]) -> list[str]:
+    """Module names (as in ``model.named_modules()``) of the blocks at ``positions`` of the stack, e.g.
+    ``["model.layers.4"]`` for a Llama: what PEFT's ``modules_to_save`` takes."""
+    inner = unwrap_model(model)
+    owner, attribute = get_adapter(inner).stack_owner(inner)
+    prefix = next(name for name, module in inner.named_modules() if module is owner)
+    stack = f"{prefix}.{attribute}" if prefix else attribute
+    return [f"{stack}.{position}" for position in positions]
+
+
+def train_only_new_blocks(model: nn.Module, event: GrowthEvent) -> int:
+    """Freeze every parameter of ``model`` except those of the blocks ``event`` added: LLaMA-Pro's recipe after a
+    ``grow(..., init="llama_pro")`` of a pretrained model (the old blocks, embeddings and head keep what they know).
+    Call it before building the optimizer (``Trainer`` builds it in ``train()``). Returns the number of trainable
+    parameters (elements).
+
+    Raises:
+        ValueError: if none of ``event``'s parameters is in ``model`` (an event of another model).
+    """
+    new = set(event.new_parameter_names)
+    named = dict(unwrap_model(model).named_parameters())
+    if not new & set(named):
+        raise ValueError("None of the event's new parameters is in this model: pass the event grow() returned for it.")
+    for name, parameter in named.items():
+        parameter.requires_grad_(name in new)
+    return sum(parameter.numel() for name, parameter in named.items() if name in new)
+
+
+def _refuse_peft(model: nn.Module) -> None:
+    if is_peft_wrapped(model):
+        raise ValueError(
+            f"Cannot grow a PEFT-wrapped {type(model).__name__}: its blocks hold LoRA layers that copies and zero "
+            "inits do not know. Grow the base model before get_peft_model() (see expansion_lora_config), or "
+            "merge_and_unload() first."
+        )
 
 
 @torch.no_grad()

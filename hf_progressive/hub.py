@@ -144,7 +144,7 @@ def build_model_card(
         local_datasets=local_datasets,
         local_base_model=local_base_models[0] if local_base_models else None,
         context_length=adapter.context_length(model.config),
-        family=adapter.card.family or getattr(model.config, "model_type", "model"),
+        family=adapter.family_name(model.config),
         architecture=adapter.card.architecture or type(unwrap_model(model)).__name__,
         initial_depth=history[0]["from_depth"] if history else depth,
         final_depth=depth,

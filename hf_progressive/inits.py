@@ -125,3 +125,23 @@ register_init(
     copies=True,
     description="copy_stack, then zero the new blocks' residual output projections (identity; for comparison)",
 )(_stack)
+
+
+@register_init(
+    "llama_pro",
+    zero_residual=True,
+    copies=True,
+    description="depth up-scaling of a trained model (LLaMA-Pro): new blocks spread evenly through the stack, each "
+    "an identity copy (zeroed residual outputs) of the block before it",
+)
+def _interleave_identity(from_depth: int, to_depth: int) -> list[Slot]:
+    # LLaMA-Pro (Wu et al., 2024) expands 32 -> 40 blocks with a copy after every 4th: new block i follows block
+    # ceil((i + 1) * from / new) - 1, which also spreads more new blocks than old ones (several after one block).
+    new = to_depth - from_depth
+    copies_after = [0] * from_depth
+    for index in range(new):
+        copies_after[-(-(index + 1) * from_depth // new) - 1] += 1
+    slots: list[Slot] = []
+    for source in range(from_depth):
+        slots += [Keep(source)] + [Copy(source)] * copies_after[source]
+    return slots

@@ -149,21 +149,32 @@ class MuonNSGD(torch.optim.Optimizer):
             yield parameter, gradient.lerp(buffer, momentum) if group["nesterov"] else buffer
 
     def _split_muon_step(self, group: dict[str, Any]) -> None:
-        # torch.optim.Muon's step on each part of a fused matrix as if it were its own parameter: one momentum
-        # buffer for the whole (momentum is elementwise), Newton-Schulz and Muon's shape factor per part.
+        # torch.optim.Muon's step on each part of a fused matrix, and on each expert's matrix of a 3-D expert
+        # weight, as if it were its own parameter: one momentum buffer for the whole (momentum is elementwise),
+        # Newton-Schulz and Muon's shape factor per part.
         parts, dim = group["split"]["parts"], group["split"]["dim"]
         for parameter, update in self._momentum_updates(group):
-            unit = parameter.shape[dim] // sum(parts)
-            sizes = [unit * part for part in parts]
             parameter.mul_(1 - group["lr"] * group["weight_decay"])
-            for piece, piece_update in zip(parameter.split(sizes, dim), update.split(sizes, dim)):
-                # In nn.Linear's (out, in) layout, as Muon would see the part as a layer of its own (Newton-Schulz
-                # runs in bfloat16: the transposed layout would round differently).
-                linear_update = piece_update if dim == 0 else piece_update.T
-                orthogonal = _zeropower_via_newtonschulz(linear_update, MUON_NS_COEFFICIENTS, self._ns_steps, MUON_EPS)
-                out_features, in_features = linear_update.shape
-                scale = max(1.0, out_features / in_features) ** 0.5
-                piece.add_(orthogonal if dim == 0 else orthogonal.T, alpha=-group["lr"] * scale)
+            # unbind() gives views: updating an expert's matrix updates the parameter.
+            pairs = (
+                zip(parameter.unbind(0), update.unbind(0)) if group["split"].get("experts") else [(parameter, update)]
+            )
+            for matrix, matrix_update in pairs:
+                self._split_matrix_step(group, matrix, matrix_update, parts, dim)
+
+    def _split_matrix_step(
+        self, group: dict[str, Any], matrix: torch.Tensor, update: torch.Tensor, parts: list[int], dim: int
+    ) -> None:
+        unit = matrix.shape[dim] // sum(parts)
+        sizes = [unit * part for part in parts]
+        for piece, piece_update in zip(matrix.split(sizes, dim), update.split(sizes, dim)):
+            # In nn.Linear's (out, in) layout, as Muon would see the part as a layer of its own (Newton-Schulz
+            # runs in bfloat16: the transposed layout would round differently).
+            linear_update = piece_update if dim == 0 else piece_update.T
+            orthogonal = _zeropower_via_newtonschulz(linear_update, MUON_NS_COEFFICIENTS, self._ns_steps, MUON_EPS)
+            out_features, in_features = linear_update.shape
+            scale = max(1.0, out_features / in_features) ** 0.5
+            piece.add_(orthogonal if dim == 0 else orthogonal.T, alpha=-group["lr"] * scale)
 
 
 def normalized(update: torch.Tensor, norm: str, eps: float = 1e-7) -> torch.Tensor:
@@ -194,10 +205,20 @@ def conv1d_lr_correction(weight: torch.Tensor) -> float:
     return (max(1.0, fan_out / fan_in) / max(1.0, fan_in / fan_out)) ** 0.5
 
 
-#: Roles (see :data:`hf_progressive.adapters.PARAMETER_ROLES`) whose 2-D weights Muon orthogonalises. An untied LM
-#: head goes to Muon, as it always has here (so earlier runs resume with the same groups); routers and 3-D experts go
-#: to normalised SGD (``torch.optim.Muon`` takes 2-D weights only, and a router's few rows are no hidden matrix).
-MUON_ROLES = ("matrix", "head")
+#: Roles (see :data:`hf_progressive.adapters.PARAMETER_ROLES`) whose weights Muon orthogonalises:
+#:
+#: * hidden ``matrix`` weights, as in the paper;
+#: * an untied LM ``head``, as it always has here (so earlier runs resume with the same groups; modded-nanogpt and
+#:   Moonlight keep Adam there instead -- not measured here);
+#: * MoE ``expert`` weights, each expert's matrix orthogonalised on its own (a 3-D ``(experts, out, in)`` weight as
+#:   that many ``nn.Linear`` weights; ``split_fused`` also splits Mixtral's gate|up): every expert is a hidden MLP
+#:   like a dense model's, and orthogonalising the stack as one matrix would mix experts that never see the same
+#:   tokens.
+#:
+#: MoE ``router`` weights go to normalised SGD (row-wise by default: each expert's logit vector moves by ``lr``): a
+#: router has one row per expert, no hidden matrix, and its rows' scale sets the routing softmax's temperature,
+#: which orthogonalisation would reset every step.
+MUON_ROLES = ("matrix", "head", "expert")
 
 
 @dataclass(frozen=True)
@@ -248,8 +269,8 @@ def muon_nsgd_param_groups(
         transposed_weight_types: module types that store weights ``(in, out)``; default: what the model's adapter
             says (none for a model no adapter knows).
         split_fused: orthogonalise each part of a fused projection (the adapter's ``fused_projections``, GPT-2's
-            Q|K|V ``c_attn``) as its own matrix, as modded-nanogpt does, rather than the fused matrix as one.
-            Default off: the fused matrix as one, as this package always did.
+            Q|K|V ``c_attn``, Mixtral's gate|up) as its own matrix, as modded-nanogpt does, rather than the fused
+            matrix as one. Default off: the fused matrix as one, as this package always did.
 
     The first group is an unscaled normalised-SGD group, so ``Trainer`` logs the shared learning rate.
     """
@@ -260,12 +281,19 @@ def muon_nsgd_param_groups(
         if not parameter.requires_grad:
             continue
         role = facts.roles[name]
-        use_muon = parameter.ndim == 2 and (role in MUON_ROLES or (role == "embedding" and muon_embeddings))
+        per_expert = parameter.ndim == 3 and role == "expert"
+        use_muon = per_expert or (
+            parameter.ndim == 2 and (role in MUON_ROLES or (role == "embedding" and muon_embeddings))
+        )
         split = None
+        parts = None
         if use_muon and split_fused:
             parts = next((parts for suffix, parts in facts.fused.items() if has_suffix(name, (suffix,))), None)
+        if per_expert:  # expert by expert, each in nn.Linear's (out, in) layout
+            split = (parts or (1,), 0, True)
+        elif parts is not None:
             # Split along the output dimension: columns of a weight stored (in, out), rows of nn.Linear's (out, in).
-            split = None if parts is None else (parts, 1 if id(parameter) in facts.transposed else 0)
+            split = (parts, 1 if id(parameter) in facts.transposed else 0, False)
         # A split matrix's parts get Muon's shape factor one by one, in the step; a whole one gets it here.
         scale = (
             conv1d_lr_correction(parameter) if use_muon and split is None and id(parameter) in facts.transposed else 1.0
@@ -284,6 +312,8 @@ def muon_nsgd_param_groups(
         }
         if split is not None:
             group["split"] = {"parts": list(split[0]), "dim": split[1]}
+            if split[2]:
+                group["split"]["experts"] = True
         param_groups.append(group)
     return param_groups
 

@@ -122,7 +122,7 @@ def test_parameter_roles_come_from_the_modules_and_route_the_optimizer():
     algorithm = {id(p): g["algorithm"] for g in groups for p in g["params"]}
     parameters = dict(model.named_parameters())
     assert algorithm[id(parameters["transformer.h.0.mlp.c_fc.weight"])] == "nsgd"  # routers: normalised SGD
-    assert algorithm[id(parameters["transformer.h.0.mlp.c_proj.weight"])] == "nsgd"  # experts: normalised SGD
+    assert algorithm[id(parameters["transformer.h.0.mlp.c_proj.weight"])] == "muon"  # experts: Muon, one by one
     assert algorithm[id(parameters["lm_head.weight"])] == "muon"  # an untied head: Muon, as always here
     assert algorithm[id(parameters["transformer.h.0.attn.c_attn.weight"])] == "muon"
 

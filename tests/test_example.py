@@ -176,3 +176,59 @@ def test_resume_from_the_last_checkpoint_matches_the_uninterrupted_run(tmp_path)
     # The embedded corpus is not a Hub dataset: named in the text, not in `datasets:` (the Hub would refuse it).
     assert "Training data: `the Python standard library's source`" in card and "\ndatasets:" not in card
     assert "Final validation loss" in card
+
+
+RELOAD_AND_GENERATE = """
+import sys, torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+model = AutoModelForCausalLM.from_pretrained(sys.argv[1]).eval()
+tokenizer = AutoTokenizer.from_pretrained(sys.argv[1])
+ids = tokenizer("def main(", return_tensors="pt").input_ids
+cached = model.generate(ids, max_new_tokens=6, do_sample=False, use_cache=True)
+uncached = model.generate(ids, max_new_tokens=6, do_sample=False, use_cache=False)
+assert torch.equal(cached, uncached) and cached.shape[1] == ids.shape[1] + 6
+assert not any(name.startswith("hf_progressive") for name in sys.modules)
+print(type(model).__name__, model.config.num_hidden_layers)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "model_type, flags, checked",
+    [
+        ("llama", ["--n_kv_head", "2"], {"num_key_value_heads": 2, "intermediate_size": 352}),
+        ("mixtral", ["--config_overrides", "num_local_experts=4,num_experts_per_tok=2"], {"num_local_experts": 4}),
+        ("gpt_neox", [], {"intermediate_size": 512}),
+    ],
+)
+def test_other_decoder_families_grow_through_the_example(tmp_path, model_type, flags, checked):
+    output_dir = tmp_path / "out"
+    common = [sys.executable, str(EXAMPLE), *QUICK, "--max_corpus_bytes", "200000", "--model_type", model_type]
+    stdout = run([*common, *GROW, *flags, "--output_dir", str(output_dir)], cwd=tmp_path)
+    assert "growth at step 24: 0 -> 3 blocks" in stdout and "final depth:           3 blocks" in stdout
+    config = json.loads((output_dir / "config.json").read_text())
+    assert config["model_type"] == model_type and config["num_hidden_layers"] == 3
+    assert {name: config[name] for name in checked} == checked
+    assert config["progressive"]["depth_schedule"] == "0@0,3@0.8"
+    assert [(g["from_depth"], g["to_depth"]) for g in config["progressive"]["growth_history"]] == [(0, 3)]
+    reloaded = subprocess.run(
+        [sys.executable, "-c", RELOAD_AND_GENERATE, str(output_dir)], capture_output=True, text=True, timeout=300
+    )
+    assert reloaded.returncode == 0, reloaded.stderr[-3000:]
+    assert reloaded.stdout.split() == [config["architectures"][0], "3"]
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--config_overrides", "num_hidden_layers=8"], "sets num_hidden_layers: the depth of a new model comes from"),
+        (["--config_overrides", "num_experts=4"], "--config_overrides 'num_experts=4': key num_experts isn't in"),
+        (["--model_type", "gpt_neox", "--n_kv_head", "2"], "--n_kv_head 2: GPT-NeoX has no grouped-query attention"),
+    ],
+)
+def test_a_bad_model_flag_fails_before_training_naming_it(tmp_path, flags, message):
+    flags = ["--model_type", "llama", *flags] if "--model_type" not in flags else flags
+    command = [sys.executable, str(EXAMPLE), *QUICK, "--max_corpus_bytes", "50000", *flags]
+    output = run([*command, "--output_dir", str(tmp_path / "out")], cwd=tmp_path, expect_rc=1, both=True)
+    assert message in output and "'loss'" not in output
+    assert not (tmp_path / "out" / "model.safetensors").exists()

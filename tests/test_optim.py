@@ -243,3 +243,60 @@ def test_update_ramp_is_a_learning_rate_warmup_of_its_parameters(algorithm):
         assert not torch.allclose(other, untouched)
         untouched = other.detach().clone()
     assert not ramp.active and ramp._handles == []
+
+
+@pytest.mark.parametrize("split_fused", [False, True], ids=["whole", "split_fused"])
+def test_mixtral_experts_are_orthogonalised_expert_by_expert_and_routers_normalised(split_fused):
+    """Each expert's matrix of a 3-D expert weight steps as torch.optim.Muon steps it as a parameter of its own (and,
+    with split_fused, gate and up as two); the router goes to normalised SGD."""
+    from hf_progressive.adapters.hf_decoder import example_decoder
+
+    torch.manual_seed(0)
+    model = example_decoder("mixtral", 1)
+    experts = model.model.layers[0].mlp.experts
+    groups = muon_nsgd_param_groups(model, lr=LR, weight_decay=WD, split_fused=split_fused)
+    algorithm = {id(p): g for g in groups for p in g["params"]}
+    assert algorithm[id(model.model.layers[0].mlp.gate.weight)]["algorithm"] == "nsgd"
+    for weight, parts in ((experts.gate_up_proj, [1, 1] if split_fused else [1]), (experts.down_proj, [1])):
+        group = algorithm[id(weight)]
+        assert group["algorithm"] == "muon" and group["split"] == {"parts": parts, "dim": 0, "experts": True}
+        # The reference: every expert's matrix (and every part of it) as an nn.Linear weight of its own.
+        pieces = [piece for matrix in weight.detach() for piece in matrix.chunk(len(parts), dim=0)]
+        reference_weights = [nn.Parameter(piece.clone()) for piece in pieces]
+        optimizer = MuonNSGD([{**group, "params": [weight]}], lr=LR, weight_decay=WD, momentum=MOMENTUM)
+        reference = torch.optim.Muon(reference_weights, lr=LR, weight_decay=WD, momentum=MOMENTUM)
+        for _ in range(3):
+            gradient = torch.randn_like(weight)
+            gradient[1] = 0.0  # an expert no token was routed to this step
+            weight.grad = gradient.clone()
+            for part, piece in zip(reference_weights, [p for m in gradient for p in m.chunk(len(parts), dim=0)]):
+                part.grad = piece.clone()
+            optimizer.step()
+            reference.step()
+            stepped = [piece for matrix in weight.detach() for piece in matrix.chunk(len(parts), dim=0)]
+            for got, expected in zip(stepped, reference_weights):
+                assert torch.allclose(got, expected.detach(), atol=1e-6)
+        assert torch.isfinite(weight).all()
+
+
+def test_muon_nsgd_grows_a_mixtral_and_trains_its_new_experts(tmp_path):
+    from hf_progressive.adapters.hf_decoder import example_decoder
+
+    torch.manual_seed(0)
+    model = example_decoder("mixtral", 0).train()
+    args = ProgressiveTrainingArguments(
+        output_dir=str(tmp_path), max_steps=8, per_device_train_batch_size=4, learning_rate=0.02, optim="muon_nsgd",
+        depth_schedule="0@0,2@0.5", lr_scheduler_type="warmup_stable_decay", logging_steps=1, save_strategy="no",
+        report_to="none", disable_tqdm=True, use_cpu=True,
+    )  # fmt: skip
+    trainer = ProgressiveTrainer(model=model, args=args, train_dataset=token_dataset())
+    reserve = getattr(model.model, RESERVE_ATTRIBUTE)
+    experts = [block.mlp.experts.down_proj for block in reserve]
+    before = [p.detach().clone() for p in experts]
+    trainer.train()
+    optimizer = trainer.optimizer.optimizer if hasattr(trainer.optimizer, "optimizer") else trainer.optimizer
+    per_expert = [g for g in optimizer.param_groups if g.get("split", {}).get("experts")]
+    assert {id(p) for p in experts} <= {id(p) for g in per_expert for p in g["params"]}
+    assert all(p in optimizer.state and not torch.equal(p, q) for p, q in zip(experts, before))
+    assert model.config.num_hidden_layers == 2
+    assert all(torch.isfinite(torch.tensor(e["loss"])) for e in trainer.state.log_history if "loss" in e)

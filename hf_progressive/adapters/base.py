@@ -116,6 +116,12 @@ class BlockStackAdapter(ABC):
     def renumber(self, model: nn.Module) -> None:
         """Make every block (and reserved block) know its position, e.g. for its KV-cache slot."""
 
+    def position_dependent(self, model: nn.Module) -> bool:
+        """Whether a block computes something else at another position (beyond its KV-cache slot): then a block
+        that growth moves changes the model's function, and inits that zero the new blocks' outputs are identities
+        only for layouts that keep the trained blocks in place. Default: no."""
+        return False
+
     @abstractmethod
     def residual_output_projections(self, block: nn.Module) -> list[nn.Module]:
         """The layers whose output is added to the residual stream; zeroing them makes ``block`` an identity."""
@@ -146,6 +152,10 @@ class BlockStackAdapter(ABC):
     #: adapter).
     example_variants: tuple[str, ...] = ("",)
 
+    def family_name(self, config: Any) -> str:
+        """How a model card names the family of ``config``: :attr:`CardSpec.family`, else its ``model_type``."""
+        return self.card.family or getattr(config, "model_type", "model")
+
     def example_model(self, depth: int, variant: str = "") -> nn.Module:
         """A tiny, randomly initialised model of this family with ``depth`` blocks (of one of
         :attr:`example_variants`), for the shared contract tests (``tests/test_adapter_contract.py``): registering an
@@ -175,6 +185,36 @@ class BlockStackAdapter(ABC):
             values += [self.per_layer_value(config, field_name, position) for position in range(len(values), depth)]
             setattr(config, field_name, values)
         setattr(config, self.depth_field, depth)
+
+    def check_depth(self, config: Any, depth: int, start: int | None = None) -> None:
+        """Fail, before anything trains, if ``config`` cannot describe ``depth`` blocks, or -- starting at ``start``
+        blocks -- would describe them differently from how it describes them now: per-layer fields (see
+        :meth:`per_layer_value`) are cut to the starting depth and continued by the family's rule at growth, so a
+        pattern that rule does not produce would silently change. ``config`` is not changed.
+
+        Raises:
+            ValueError: naming the field, its value and the depth.
+        """
+        trial = copy.deepcopy(config)
+        try:
+            if start is not None:
+                self.write_depth(trial, start)
+            self.write_depth(trial, depth)
+        except ValueError as error:
+            starting = f" starting at {start}" if start is not None else ""
+            raise ValueError(f"{type(config).__name__} cannot grow to {depth} blocks{starting}: {error}") from None
+        for field_name in self.per_layer_fields:
+            values = getattr(config, field_name, None)
+            if values is None:
+                continue
+            known = min(len(values), depth)
+            grown = list(getattr(trial, field_name))[:known]
+            if grown != list(values)[:known]:
+                raise ValueError(
+                    f"{type(config).__name__}.{field_name}={list(values)} would not survive starting at {start} "
+                    f"blocks: growth continues it by the config class's rule, as {grown}. Give a pattern that rule "
+                    "produces (set the class's own options instead of the list) or one value for every layer."
+                )
 
     def per_layer_value(self, config: Any, field_name: str, position: int) -> Any:
         """The entry of per-layer field ``field_name`` for a block new at ``position``. By default the field's value

@@ -55,6 +55,10 @@ class GPT2Adapter(BlockStackAdapter):
         self.initialize_block(model, block, init_depth)
         return block
 
+    def position_dependent(self, model: nn.Module) -> bool:
+        # scale_attn_by_inverse_layer_idx divides attention scores by the block's position + 1.
+        return bool(getattr(model.config, "scale_attn_by_inverse_layer_idx", False))
+
     def renumber(self, model: nn.Module) -> None:
         # Reserved blocks are numbered for the position they will take when they enter the stack.
         for index, block in enumerate(list(self.blocks(model)) + self.reserved_blocks(model)):

@@ -77,6 +77,8 @@ class HFDecoderAdapter(BlockStackAdapter):
     depth_field = "num_hidden_layers"
     # Qwen2/Qwen3 keep one attention type per layer; save_pretrained refuses a list of another length.
     per_layer_fields = ("layer_types",)
+    # Mixtral's experts compute gate and up with one matrix per expert (split by muon_split_fused).
+    fused_projections = {"mlp.experts.gate_up_proj": (1, 1)}
     architecture_fields = (
         "vocab_size",
         "hidden_size",
@@ -136,6 +138,10 @@ class HFDecoderAdapter(BlockStackAdapter):
                     sliding = attention.layer_type == "sliding_attention"
                     attention.sliding_window = getattr(config, "sliding_window", None) if sliding else None
 
+    def position_dependent(self, model: nn.Module) -> bool:
+        # A block takes its position's attention type (full or sliding window).
+        return len(set(getattr(model.config, "layer_types", None) or [])) > 1
+
     def parameter_roles(self, model: nn.Module) -> dict[str, str]:
         # Routers and experts by the names of the model's own family (its row), not of every family in the table.
         family = family_of(unwrap_model(model).config)
@@ -151,10 +157,12 @@ class HFDecoderAdapter(BlockStackAdapter):
     def per_layer_value(self, config: Any, field_name: str, position: int) -> Any:
         """The config class's own rule: the value a config of that class, with the same settings, built for
         ``position + 1`` layers gives position ``position`` (Qwen2's sliding window from ``max_window_layers`` on).
-        A class without a rule for the field falls back to the base rule (a list whose entries agree continues)."""
+        A list the rule does not produce (written by hand) and a class without a rule fall back to the base rule:
+        a list whose entries agree continues, any other pattern is refused rather than guessed."""
         settings = {**config.to_dict(), self.depth_field: position + 1, field_name: None}
         derived = getattr(type(config).from_dict(settings), field_name, None)
-        if derived is not None and len(derived) > position:
+        current = list(getattr(config, field_name))[:position]
+        if derived is not None and len(derived) > position and list(derived[: len(current)]) == current:
             return derived[position]
         return super().per_layer_value(config, field_name, position)
 
@@ -166,6 +174,9 @@ class HFDecoderAdapter(BlockStackAdapter):
         for item in self._residual_outputs(block):
             parameters += list(item.parameters()) if isinstance(item, nn.Module) else [item]
         return parameters
+
+    def family_name(self, config: Any) -> str:
+        return family_of(config).display_name or config.model_type
 
     def hidden_size(self, config) -> int:
         return config.hidden_size

@@ -88,6 +88,18 @@ def unwrap_model(model: nn.Module) -> nn.Module:
         model = inner
 
 
+def is_peft_wrapped(model: nn.Module) -> bool:
+    """Whether a PEFT wrapper (``peft.PeftModel``, found without importing peft) is around the model, however else
+    it is wrapped (DDP, ``torch.compile``)."""
+    while True:
+        if callable(getattr(model, "get_base_model", None)):
+            return True
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
+            return False
+        model = inner
+
+
 def get_adapter(model: nn.Module) -> BlockStackAdapter:
     """The adapter for ``model`` (or for the model inside its PEFT, DDP or ``torch.compile`` wrapper).
 
