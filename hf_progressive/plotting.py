@@ -12,17 +12,18 @@ def plot_training_curves(log_history: list[dict], path: str | Path, title: str =
     training entries carry ``loss`` and ``flops``; growth entries carry ``grown_from_depth`` and ``depth``.
     Needs matplotlib (``pip install hf_progressive[examples]``).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A Figure of its own, drawn by the Agg canvas: no pyplot, so the user's backend and open figures are untouched.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     train = [e for e in log_history if "loss" in e and "flops" in e]
     evals = [e for e in log_history if "eval_loss" in e]
     growth = [e for e in log_history if "grown_from_depth" in e]
     flops_at_step = {e["step"]: e["flops"] for e in train}
 
-    figure, (by_step, by_flops) = plt.subplots(1, 2, figsize=(11, 4))
+    figure = Figure(figsize=(11, 4))
+    FigureCanvasAgg(figure)
+    by_step, by_flops = figure.subplots(1, 2)
     by_step.plot([e["step"] for e in train], [e["loss"] for e in train], label="train loss")
     if evals:
         by_step.plot([e["step"] for e in evals], [e["eval_loss"] for e in evals], "o-", label="validation loss")
@@ -42,5 +43,4 @@ def plot_training_curves(log_history: list[dict], path: str | Path, title: str =
     figure.tight_layout()
     path = Path(path)
     figure.savefig(path, dpi=120)
-    plt.close(figure)
     return path

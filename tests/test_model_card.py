@@ -86,3 +86,25 @@ def test_only_hub_ids_reach_the_card_metadata(tmp_path, monkeypatch):
     assert f"It continued training from the local checkpoint `{local_model}`." in card.text
     assert "Training data: `train.txt` (not a Hub dataset)." in card.text
     assert "The model sees at most 32 tokens" in card.text  # the context, with the pipeline call that respects it
+
+
+def test_plotting_leaves_matplotlibs_backend_and_figures_alone(tmp_path):
+    """The card's plot is drawn on a Figure of its own: a notebook's backend and open pyplot figures stay as they
+    were (matplotlib.use('Agg') would switch a user's interactive backend)."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from hf_progressive.plotting import plot_training_curves
+
+    original = matplotlib.get_backend()
+    matplotlib.use("pdf")  # a user's backend other than Agg
+    try:
+        mine = plt.figure()
+        log = [{"step": s, "loss": 3.0 - 0.1 * s, "flops": 1e9 * s} for s in range(1, 6)]
+        log.insert(3, {"step": 3, "grown_from_depth": 0, "depth": 2})
+        path = plot_training_curves(log, tmp_path / "curves.png")
+        assert path.stat().st_size > 10_000 and path.read_bytes()[:4] == b"\x89PNG"
+        assert matplotlib.get_backend() == "pdf" and plt.get_fignums() == [mine.number]
+        plt.close(mine)
+    finally:
+        matplotlib.use(original)

@@ -1,0 +1,54 @@
+"""The package as users get it: a wheel built with `python -m build` installs on its own and imports, carrying the
+model-card template, the growth map, py.typed, the license and the console script."""
+
+import subprocess
+import sys
+import zipfile
+
+import pytest
+from conftest import REPO_ROOT
+
+import hf_progressive
+
+
+@pytest.mark.slow
+def test_the_wheel_installs_and_imports_outside_the_source_tree(tmp_path):
+    built = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path / "dist"), str(REPO_ROOT)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    (wheel,) = (tmp_path / "dist").glob("hf_progressive-*.whl")
+    assert wheel.name.startswith(f"hf_progressive-{hf_progressive.__version__}-")
+    names = zipfile.ZipFile(wheel).namelist()
+    for expected in ("hf_progressive/py.typed", "hf_progressive/growth_map.json", "hf_progressive/cli.py"):
+        assert expected in names, expected
+    assert "hf_progressive/model_cards/progressive_causal_lm.md" in names
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert "License-Expression: Apache-2.0" in metadata and "Provides-Extra: peft" in metadata
+    assert "Requires-Dist: peft" not in metadata.split("Provides-Extra")[0]  # an extra, not a core dependency
+    entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert "hf-progressive = hf_progressive.cli:main" in entry_points
+
+    # Installed on its own (its dependencies come from this environment), imported from outside the source tree.
+    site = tmp_path / "site"
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(site), str(wheel)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    smoke = (
+        "import hf_progressive, importlib.resources as r; from hf_progressive.hub import template_path; "
+        "from hf_progressive.advice import advise; "
+        "assert template_path('progressive_causal_lm.md').is_file(); "
+        "assert r.files('hf_progressive').joinpath('growth_map.json').is_file(); "
+        "print(hf_progressive.__file__, hf_progressive.__version__)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", smoke], cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": ""},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    location, version = result.stdout.split()
+    assert location.startswith(str(site)) and version == hf_progressive.__version__
