@@ -151,7 +151,11 @@ def checked_metadata(block: Any, source: str | None = None) -> dict[str, Any]:
                 or not all(_is_int(event.get(key)) for key in ("from_depth", "to_depth"))
                 or not (event.get("step") is None or _is_int(event["step"]))
             ):
-                raise bad(f"growth_history[{index}]", event, "an object with integer from_depth and to_depth, and step")
+                raise bad(
+                    f"growth_history[{index}]",
+                    event,
+                    "an object with integer step (null: offline growth), from_depth and to_depth",
+                )
     return dict(block)
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from transformers import AutoConfig, AutoModelForCausalLM, GPT2LMHeadModel
 
+from .adapters import get_adapter
 from .adapters.base import config_depth
 from .configuration import ProgressiveGPT2Config
 from .growth import reserve_blocks
+from .training_args import warn_nothing_grows
 
 
 class ProgressiveGPT2LMHeadModel(GPT2LMHeadModel):
@@ -26,6 +28,8 @@ class ProgressiveGPT2LMHeadModel(GPT2LMHeadModel):
         super().__init__(config)
         if config.target_n_layer > config.n_layer:
             reserve_blocks(self, config.target_n_layer)
+            get_adapter(self).reserve(self).awaiting_trainer = True  # until ProgressiveTrainer claims it
+            self._nobody_grows_hook = self.register_forward_pre_hook(_warn_if_nobody_grows)
 
     def push_to_hub(
         self,
@@ -58,6 +62,21 @@ class ProgressiveGPT2LMHeadModel(GPT2LMHeadModel):
     def _init_weights(self, module):
         with config_depth(self.config, "n_layer", max(self.config.target_n_layer, 1)):
             super()._init_weights(module)
+
+
+def _warn_if_nobody_grows(model: ProgressiveGPT2LMHeadModel, args) -> None:
+    # The first training-mode forward: has a ProgressiveTrainer claimed the reserve? (If not: transformers.Trainer
+    # or another loop that will not grow it.) Checked once, then the hook is gone: no cost per step.
+    if not model.training:
+        return
+    model._nobody_grows_hook.remove()
+    reserve = get_adapter(model).reserve(model)
+    if reserve.awaiting_trainer:
+        warn_nothing_grows(
+            f"{type(model).__name__} holds {len(reserve)} reserved blocks (target depth "
+            f"{model.config.target_n_layer}) but is trained without hf_progressive's trainer: nothing will grow it, "
+            f"and it trains at {model.config.n_layer} blocks for the whole run."
+        )
 
 
 AutoConfig.register(ProgressiveGPT2Config.model_type, ProgressiveGPT2Config, exist_ok=True)

@@ -37,6 +37,7 @@ from torch import nn
 from transformers import Trainer
 from transformers.utils import is_sagemaker_mp_enabled
 
+from .adapters import get_adapter, unwrap_model
 from .callbacks import GrowthCallback, copy_optimizer_state
 from .checkpointing import ResumeTrainerMixin
 from .configuration import progressive_metadata, update_progressive_metadata
@@ -81,6 +82,7 @@ class ProgressiveTrainerMixin(ModelCardTrainerMixin, ResumeTrainerMixin, Optimiz
             if args is not None:
                 allow_unused_parameters(args)  # also for a schedule that comes from the model config
             reserve_blocks(model, plan.schedule.final_depth, plan.schedule.initial_depth)
+            get_adapter(model).reserve(unwrap_model(model)).awaiting_trainer = False  # claimed: this trainer grows it
             update_progressive_metadata(
                 model.config,
                 target_n_layer=plan.schedule.final_depth,
@@ -88,6 +90,8 @@ class ProgressiveTrainerMixin(ModelCardTrainerMixin, ResumeTrainerMixin, Optimiz
                 growth_init=plan.init,
                 growth_history=list(progressive_metadata(model.config).get("growth_history") or []),
             )
+        if args is not None:
+            args._read_by_progressive_trainer = True  # see ProgressiveTrainingArguments.get_warmup_steps
         super().__init__(model, args, *positional, **kwargs)
         self.growth_plan = plan
         self.compute: ComputeTracker | None = None

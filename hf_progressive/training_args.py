@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
@@ -12,6 +14,8 @@ from .optim import MUON_NSGD, NSGD_NORMS
 from .schedule import DepthSchedule
 
 OPTIMIZER_STATE_POLICIES = ("fresh", "copy")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -151,6 +155,34 @@ class ProgressiveTrainingArguments(TrainingArguments):
             )
         if self.growth_init is not None:
             check_optimizer_state_policy(self.new_params_optimizer_state, self.growth_init)
+
+    def get_warmup_steps(self, num_training_steps: int) -> int:
+        # Every Trainer asks this when it builds the LR schedule at the start of train(): the moment to say, once,
+        # that a Trainer which is not hf_progressive's will never act on depth_schedule.
+        if self.depth_schedule is not None and not getattr(self, "_read_by_progressive_trainer", False):
+            warn_nothing_grows(
+                f"ProgressiveTrainingArguments(depth_schedule='{self.depth_schedule}') are used by a Trainer that is "
+                "not hf_progressive's: the schedule is ignored and the model trains at its starting depth for the "
+                "whole run."
+            )
+        return super().get_warmup_steps(num_training_steps)
+
+
+_warned: set[str] = set()
+
+
+def warn_nothing_grows(what: str) -> None:
+    """Warn, once per message, that a growth plan will not be carried out, and what to use instead."""
+    if what in _warned:
+        return
+    _warned.add(what)
+    message = (
+        f"{what} Train with hf_progressive.ProgressiveTrainer, mix hf_progressive.ProgressiveTrainerMixin into your "
+        "Trainer class (class MyTrainer(ProgressiveTrainerMixin, MyBaseTrainer)), or call hf_progressive.grow() "
+        "yourself."
+    )
+    logger.warning(message)
+    warnings.warn(message, UserWarning, stacklevel=3)
 
 
 def check_init_for_schedule(init: str, schedule: DepthSchedule) -> None:

@@ -401,3 +401,106 @@ def test_a_second_training_loop_after_growth_says_why_it_cannot_restart(tmp_path
     trainer.train()
     with pytest.raises(ValueError, match=r"already grew to 3 blocks \(at step 6\) in an earlier training loop"):
         trainer.train()
+
+
+def test_a_trainer_that_never_grows_warns_once_instead_of_training_shallow_in_silence(tmp_path, caplog):
+    """transformers.Trainer ignores depth_schedule and reserved blocks: it says so once (a warning and a log line),
+    naming what grows; ProgressiveTrainer with the same model and arguments does not warn."""
+    import logging
+    import warnings
+
+    from transformers import AutoModelForCausalLM, Trainer
+
+    from hf_progressive import ProgressiveGPT2Config
+
+    def run(trainer_class, arguments, model):
+        with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING, "hf_progressive"):
+            warnings.simplefilter("always")
+            caplog.clear()
+            trainer_class(model=model, args=arguments, train_dataset=token_dataset()).train()
+        return [str(w.message) for w in caught if "hf_progressive.ProgressiveTrainer" in str(w.message)], caplog.text
+
+    config = ProgressiveGPT2Config(
+        n_layer=0, target_n_layer=3, depth_schedule="0@0,3@0.5", vocab_size=64, n_embd=32, n_head=4, n_positions=32
+    )
+    from hf_progressive import training_args
+
+    training_args._warned.clear()  # other tests may have met these messages in this process
+    args = arguments(tmp_path / "stock", max_steps=4, lr_scheduler_type="linear")  # stock WSD needs num_decay_steps
+    caught, logged = run(Trainer, args, AutoModelForCausalLM.from_config(config))
+    assert len(caught) == 2  # the arguments' schedule and the model's reserve, each once
+    assert any("depth_schedule='0@0,3@0.5') are used by a Trainer that is not hf_progressive's" in w for w in caught)
+    assert any("holds 3 reserved blocks (target depth 3)" in w and "trains at 0 blocks" in w for w in caught)
+    assert "ProgressiveTrainerMixin" in logged
+
+    again, _ = run(Trainer, args, AutoModelForCausalLM.from_config(config))  # once per message, not per run
+    assert again == []
+    fine, logged = run(
+        ProgressiveTrainer, arguments(tmp_path / "ours", max_steps=4), AutoModelForCausalLM.from_config(config)
+    )
+    assert fine == [] and "nothing will grow" not in logged
+
+
+def test_the_callback_only_route_grows_a_stock_trainers_model_and_lacks_what_readme_says(tmp_path):
+    """transformers.Trainer + reserve_blocks() + GrowthCallback grows on schedule (README 'Your own Trainer'), but
+    without the mixin the plan and the FLOPs are not recorded."""
+    from transformers import Trainer, TrainingArguments
+
+    from hf_progressive import GrowthCallback, current_depth, reserve_blocks
+
+    model = tiny_model(0)
+    reserve_blocks(model, 3)  # before the optimizer exists, as ProgressiveTrainer does
+    new = [p for block in model.transformer.progressive_reserve for p in block.parameters()]
+    before = [p.detach().clone() for p in new]
+    args = TrainingArguments(
+        output_dir=str(tmp_path), max_steps=8, per_device_train_batch_size=4, learning_rate=1e-2, report_to="none",
+        use_cpu=True, disable_tqdm=True, save_strategy="no", logging_steps=1,
+    )  # fmt: skip
+    callback = GrowthCallback("0@0,3@0.5", init="random")
+    Trainer(model=model, args=args, train_dataset=token_dataset(), callbacks=[callback]).train()
+    assert current_depth(model) == 3 and [e["step"] for e in callback.history] == [4]
+    assert all(not torch.equal(p, q) for p, q in zip(new, before))  # the optimizer held and trained them
+    recorded = model.config.progressive  # the callback records the event; the plan and FLOPs only the mixin does
+    assert [e["step"] for e in recorded["growth_history"]] == [4]
+    assert "flops" not in recorded and "depth_schedule" not in recorded
+
+
+def test_trls_sft_trainer_grows_with_the_mixin(tmp_path):
+    """TRL's SFTTrainer, with its SFTConfig: the mixin goes first in both class lists."""
+    from dataclasses import dataclass
+
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, LlamaConfig
+    from trl import SFTConfig, SFTTrainer
+
+    from hf_progressive import ProgressiveTrainerMixin, ProgressiveTrainingArguments, current_depth, progressive_config
+    from hf_progressive.data import train_byte_level_bpe
+
+    class ProgressiveSFTTrainer(ProgressiveTrainerMixin, SFTTrainer):
+        pass
+
+    @dataclass
+    class ProgressiveSFTConfig(ProgressiveTrainingArguments, SFTConfig):
+        pass
+
+    texts = [f"def f{i}(x):\n    return x + {i}\n" for i in range(200)]
+    tokenizer = train_byte_level_bpe(texts, vocab_size=300)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_attention_heads=4, num_key_value_heads=2,
+        num_hidden_layers=3, max_position_embeddings=64,
+    )  # fmt: skip
+    model = AutoModelForCausalLM.from_config(progressive_config(config, "1@0,3@0.5", growth_init="copy"))
+    args = ProgressiveSFTConfig(
+        output_dir=str(tmp_path), max_steps=8, per_device_train_batch_size=4, learning_rate=1e-2, report_to="none",
+        use_cpu=True, disable_tqdm=True, save_strategy="no", logging_steps=2, max_length=64,
+        lr_scheduler_type="warmup_stable_decay",
+    )  # fmt: skip
+    trainer = ProgressiveSFTTrainer(
+        model=model, args=args, train_dataset=Dataset.from_dict({"text": texts}), processing_class=tokenizer
+    )
+    trainer.train()
+    assert current_depth(model) == 3
+    assert [(g["step"], g["from_depth"], g["to_depth"]) for g in trainer.growth_history] == [(4, 1, 3)]
+    logged = [e for e in trainer.state.log_history if "loss" in e]
+    assert [e["depth"] for e in logged] == [1, 1, 3, 3] and all(0 < e["compute_saved"] < 1 for e in logged)
+    assert "mean_token_accuracy" in logged[0]  # SFTTrainer's own metrics still logged

@@ -309,6 +309,10 @@ class BlockReserve(nn.ModuleList):
     (:func:`hf_progressive.grow`).
     """
 
+    #: Whether the blocks were reserved for a trainer that has not claimed them yet (a ``ProgressiveGPT2LMHeadModel``
+    #: reserves its blocks at construction): training it with anything else warns that nothing will grow them.
+    awaiting_trainer: bool = False
+
     def train(self, mode: bool = True) -> BlockReserve:
         self.training = mode
         return self
