@@ -146,6 +146,14 @@ class ModelArguments:
 class DataTrainingArguments:
     """Which text to train on. Without files, the Python standard library's source (offline, on every machine)."""
 
+    dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "A dataset for datasets.load_dataset, as in run_clm.py: a Hub dataset id (needs the Hub) or a "
+            "local dataset folder (its data files by split name, e.g. train.jsonl and validation.jsonl)."
+        },
+    )
+    dataset_config_name: str | None = field(default=None, metadata={"help": "The configuration of --dataset_name."})
     train_file: str | None = field(default=None, metadata={"help": "A .txt, .json/.jsonl or .csv file with text."})
     validation_file: str | None = field(default=None, metadata={"help": "Same format as train_file."})
     text_column: str = field(default="text", metadata={"help": "Column holding the text in json/csv files."})
@@ -161,6 +169,7 @@ class DataTrainingArguments:
     )
     block_size: int = field(default=128, metadata={"help": "Tokens per training sequence (and context length)."})
     max_corpus_bytes: int = field(default=6_000_000, metadata={"help": "Size of the embedded default corpus."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Cap on training sequences (blocks)."})
     max_eval_samples: int | None = field(default=256, metadata={"help": "Cap on validation sequences."})
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenization."})
 
@@ -197,9 +206,18 @@ def parse_arguments() -> tuple[
         # A JSON file overrides the same demo defaults the command line does (parse_json_file alone would drop them).
         with open(os.path.abspath(sys.argv[1]), encoding="utf-8") as handle:
             given = json.load(handle)
-        return parser.parse_dict({**defaults, **given})
-    parser.set_defaults(**defaults)
-    return parser.parse_args_into_dataclasses()
+        parsed = parser.parse_dict({**defaults, **given})
+        named = set(given)
+    else:
+        parser.set_defaults(**defaults)
+        parsed = parser.parse_args_into_dataclasses()
+        named = {argument[2:].split("=")[0] for argument in sys.argv[1:] if argument.startswith("--")}
+    training_args = parsed[2]
+    if not named & {"do_train", "do_eval"}:
+        # Neither asked for: train and evaluate (the demo). Asked for: as run_clm.py, only what was asked (do_eval
+        # also follows from an --eval_strategy other than "no", as in TrainingArguments).
+        training_args.do_train = training_args.do_eval = True
+    return parsed
 
 
 def load_raw_datasets(data_args: DataTrainingArguments) -> DatasetDict:
@@ -209,6 +227,8 @@ def load_raw_datasets(data_args: DataTrainingArguments) -> DatasetDict:
         ValueError: naming the file and the fix, for a missing, empty or binary file, a file of another format, a
             table without the text column, or too little text to hold out a validation split.
     """
+    if data_args.dataset_name is not None:
+        return _load_named_dataset(data_args)
     if data_args.train_file is None:
         if data_args.validation_file is not None:
             raise ValueError("--validation_file needs --train_file.")
@@ -250,6 +270,39 @@ def load_raw_datasets(data_args: DataTrainingArguments) -> DatasetDict:
                 "validation from. Give more text, or a --validation_file."
             )
         # Hold out a contiguous tail, so validation text is not interleaved with training text.
+        split = raw["train"].train_test_split(test_size=data_args.validation_split_percentage / 100, shuffle=False)
+        raw = DatasetDict(train=split["train"], validation=split["test"])
+    return raw
+
+
+def _load_named_dataset(data_args: DataTrainingArguments) -> DatasetDict:
+    """``load_dataset(--dataset_name, --dataset_config_name)``, its text column renamed ``text``; a validation split
+    held out when it has none (as for files)."""
+    name = data_args.dataset_name
+    if data_args.train_file is not None or data_args.validation_file is not None:
+        raise ValueError(f"--dataset_name {name} and --train_file/--validation_file: give one source of text.")
+    if os.path.isfile(name):
+        raise ValueError(f"--dataset_name {name} is a file: pass it as --train_file (a dataset name or folder here).")
+    if not os.path.isdir(name) and not is_hub_id(name):
+        raise ValueError(f"--dataset_name {name}: no such folder (and not a Hub dataset id).")
+    try:
+        raw = load_dataset(name, data_args.dataset_config_name)
+    except Exception as error:  # offline Hub, unknown config, unreadable files: one line that names the dataset
+        cause = str(error.__cause__ or error).strip().splitlines()[0][:200]
+        raise ValueError(f"--dataset_name {name}: could not load it ({cause}).") from error
+    if "train" not in raw:
+        raise ValueError(f"--dataset_name {name} has no 'train' split (its splits: {', '.join(raw)}).")
+    columns = raw["train"].column_names
+    if data_args.text_column not in columns:
+        raise ValueError(
+            f"--dataset_name {name} has no column '{data_args.text_column}' (its columns: {', '.join(columns)}): "
+            "name the text column with --text_column."
+        )
+    raw = DatasetDict({split: raw[split] for split in ("train", "validation") if split in raw})
+    raw = raw.select_columns([data_args.text_column])
+    if data_args.text_column != "text":
+        raw = raw.rename_column(data_args.text_column, "text")
+    if "validation" not in raw:
         split = raw["train"].train_test_split(test_size=data_args.validation_split_percentage / 100, shuffle=False)
         raw = DatasetDict(train=split["train"], validation=split["test"])
     return raw
@@ -504,11 +557,15 @@ def _percent(value: float | None) -> str:
 
 
 def summarize(trainer: ProgressiveTrainer, train_metrics: dict, eval_metrics: dict, block_size: int) -> str:
-    lines = [
-        f"final validation loss: {eval_metrics['eval_loss']:.4f}",
-        f"perplexity:            {eval_metrics['perplexity']:.2f}",
-        f"final depth:           {current_depth(trainer.model)} blocks",
-    ]
+    lines = []
+    if eval_metrics:
+        lines += [
+            f"final validation loss: {eval_metrics['eval_loss']:.4f}",
+            f"perplexity:            {eval_metrics['perplexity']:.2f}",
+        ]
+    lines.append(f"final depth:           {current_depth(trainer.model)} blocks")
+    if not train_metrics:
+        return "\n".join(lines)
     if trainer.args.world_size > 1:
         # ProgressiveTrainer stops the run if replicas differ after growth or at the end (ReplicaCheckCallback).
         lines.append(f"processes:             {trainer.args.world_size}, parameters verified identical on all of them")
@@ -532,7 +589,15 @@ def summarize(trainer: ProgressiveTrainer, train_metrics: dict, eval_metrics: di
 
 
 #: Fields added to the fingerprint after the demo's reference was stored, with the value that reference ran at.
-FINGERPRINT_DEFAULTS = {"model_type": "gpt2", "n_kv_head": None, "intermediate_size": None, "config_overrides": None}
+FINGERPRINT_DEFAULTS = {
+    "model_type": "gpt2",
+    "n_kv_head": None,
+    "intermediate_size": None,
+    "config_overrides": None,
+    "dataset_name": None,
+    "dataset_config_name": None,
+    "max_train_samples": None,
+}
 
 
 def reference_fingerprint(model_args, data_args, training_args, target_depth: int) -> dict:
@@ -549,7 +614,12 @@ def reference_fingerprint(model_args, data_args, training_args, target_depth: in
         "vocab_size": model_args.vocab_size,
         "block_size": data_args.block_size,
         "train_file": data_args.train_file,
-        "max_corpus_bytes": data_args.max_corpus_bytes if data_args.train_file is None else None,
+        "dataset_name": data_args.dataset_name,
+        "dataset_config_name": data_args.dataset_config_name,
+        "max_train_samples": data_args.max_train_samples,
+        "max_corpus_bytes": data_args.max_corpus_bytes
+        if data_args.train_file is None and data_args.dataset_name is None
+        else None,
         "batch": training_args.per_device_train_batch_size
         * training_args.gradient_accumulation_steps
         * training_args.world_size,
@@ -617,7 +687,9 @@ def prepare(model_args, data_args, training_args) -> tuple[ProgressiveTrainer, s
     for split, dataset in lm_datasets.items():
         if len(dataset) == 0:
             raise ValueError(too_short_message(split, data_args))
-    eval_dataset = lm_datasets["validation"]
+    train_dataset, eval_dataset = lm_datasets["train"], lm_datasets["validation"]
+    if data_args.max_train_samples is not None:
+        train_dataset = train_dataset.select(range(min(data_args.max_train_samples, len(train_dataset))))
     if data_args.max_eval_samples is not None:
         eval_dataset = eval_dataset.select(range(min(data_args.max_eval_samples, len(eval_dataset))))
     if model is None:
@@ -625,7 +697,7 @@ def prepare(model_args, data_args, training_args) -> tuple[ProgressiveTrainer, s
     trainer = ProgressiveTrainer(
         model=model,
         args=training_args,
-        train_dataset=lm_datasets["train"],
+        train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
         data_collator=default_data_collator,
@@ -636,7 +708,7 @@ def prepare(model_args, data_args, training_args) -> tuple[ProgressiveTrainer, s
 def too_short_message(split: str, data_args: DataTrainingArguments) -> str:
     held_out = split == "validation" and data_args.validation_file is None
     source = data_args.validation_file if split == "validation" and not held_out else data_args.train_file
-    source = source or "the embedded corpus"
+    source = source or data_args.dataset_name or "the embedded corpus"
     if held_out:
         return (
             f"The validation text (the held-out {data_args.validation_split_percentage}% of {source}) is shorter "
@@ -659,23 +731,40 @@ def main() -> dict:
     except (ValueError, OSError) as error:
         logger.debug("Setup failed", exc_info=True)
         raise SystemExit(f"error: {error}") from None
-    outlook = growth_outlook(trainer, data_args.block_size)
-    # Resuming re-grows the model to the checkpoint's depth before loading it (ProgressiveTrainer.train).
-    train_result = trainer.train(resume_from_checkpoint=checkpoint)
-    # Model, config with the growth metadata, tokenizer. With --push_to_hub, save_model() would push right away;
-    # the push waits until every local result is written (below), so a Hub failure costs a retried upload only.
-    trainer.save_model(_internal_call=True)
-    train_metrics = dict(train_result.metrics)
-    trainer.log_metrics("train", train_metrics)
-    trainer.save_metrics("train", train_metrics)
-
-    eval_metrics = trainer.evaluate()
-    eval_metrics["perplexity"] = math.exp(min(eval_metrics["eval_loss"], 50))
-    trainer.log_metrics("eval", eval_metrics)
-    trainer.save_metrics("eval", eval_metrics)
+    if comparison_args.write_fixed_reference and not (training_args.do_train and training_args.do_eval):
+        raise SystemExit(
+            "error: --write_fixed_reference stores a trained run's evaluation: it needs training and "
+            "evaluation (leave out --do_train/--do_eval, or give both)."
+        )
+    outlook = growth_outlook(trainer, data_args.block_size) if training_args.do_train else None
+    train_metrics: dict = {}
+    if training_args.do_train:
+        # Resuming re-grows the model to the checkpoint's depth before loading it (ProgressiveTrainer.train).
+        train_result = trainer.train(resume_from_checkpoint=checkpoint)
+        # Model, config with the growth metadata, tokenizer. With --push_to_hub, save_model() would push right away;
+        # the push waits until every local result is written (below), so a Hub failure costs a retried upload only.
+        trainer.save_model(_internal_call=True)
+        train_metrics = dict(train_result.metrics)
+        train_metrics["train_samples"] = len(trainer.train_dataset)
+        trainer.log_metrics("train", train_metrics)
+        trainer.save_metrics("train", train_metrics)
+    eval_metrics: dict = {}
+    if training_args.do_eval:
+        eval_metrics = trainer.evaluate()
+        eval_metrics["perplexity"] = math.exp(min(eval_metrics["eval_loss"], 50))
+        eval_metrics["eval_samples"] = len(trainer.eval_dataset)
+        trainer.log_metrics("eval", eval_metrics)
+        trainer.save_metrics("eval", eval_metrics)
+    if not training_args.do_train:
+        if trainer.is_world_process_zero():
+            with open(os.path.join(training_args.output_dir, "summary.json"), "w") as handle:
+                json.dump({"eval": eval_metrics}, handle, indent=2)
+            print("\n" + summarize(trainer, train_metrics, eval_metrics, data_args.block_size))
+        return {"eval": eval_metrics}
     trainer.save_state()
     # Local files and folders are named in the card's text; only Hub ids go into its metadata (hf_progressive.hub).
-    card = {"tasks": "text-generation", "dataset_tags": data_args.train_file or "the Python standard library's source"}
+    source = data_args.dataset_name or data_args.train_file or "the Python standard library's source"
+    card = {"tasks": "text-generation", "dataset_tags": source}
     if model_args.model_name_or_path is not None:
         card["finetuned_from"] = model_args.model_name_or_path
     trainer.create_model_card(**card)  # README.md in output_dir, ready for `hf upload`
@@ -684,7 +773,11 @@ def main() -> dict:
     target_depth = trainer.growth_plan.schedule.final_depth if trainer.growth_plan else current_depth(trainer.model)
     fingerprint = reference_fingerprint(model_args, data_args, training_args, target_depth)
     spent = train_metrics.get("flops", train_metrics.get("total_flos", 0.0))
-    comparison = compare_with_reference(comparison_args.fixed_reference, fingerprint, eval_metrics["eval_loss"], spent)
+    comparison = None
+    if eval_metrics:
+        comparison = compare_with_reference(
+            comparison_args.fixed_reference, fingerprint, eval_metrics["eval_loss"], spent
+        )
     if comparison is not None:
         summary["fixed_reference"] = comparison
     if outlook is not None:

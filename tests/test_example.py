@@ -232,3 +232,29 @@ def test_a_bad_model_flag_fails_before_training_naming_it(tmp_path, flags, messa
     output = run([*command, "--output_dir", str(tmp_path / "out")], cwd=tmp_path, expect_rc=1, both=True)
     assert message in output and "'loss'" not in output
     assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_run_clm_flags_dataset_name_sample_caps_and_eval_only(tmp_path):
+    """--dataset_name (a local dataset folder, offline), --max_train_samples, then --do_eval alone on the result:
+    evaluated, not trained, as with transformers' run_clm.py."""
+    folder = tmp_path / "dataset"
+    folder.mkdir()
+    rows = [{"content": f"def f{i}(x):\n    return x * {i} + {i % 7}\n"} for i in range(400)]
+    for split, part in (("train", rows[:360]), ("validation", rows[360:])):
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in part))
+    common = [sys.executable, str(EXAMPLE), *QUICK, "--block_size", "32"]
+    trained = tmp_path / "trained"
+    data = ["--dataset_name", str(folder), "--text_column", "content", "--max_train_samples", "20"]
+    stdout = run([*common, *GROW, *data, "--output_dir", str(trained)], cwd=tmp_path)
+    summary = json.loads((trained / "summary.json").read_text())
+    assert summary["train"]["train_samples"] == 20 and "growth at step 24: 0 -> 3 blocks" in stdout
+    assert summary["eval"]["eval_samples"] == 16  # --max_eval_samples of QUICK
+
+    evaluated = tmp_path / "evaluated"
+    only_eval = ["--model_name_or_path", str(trained), "--dataset_name", str(folder), "--text_column", "content"]
+    stdout = run([*common, *only_eval, "--do_eval", "--output_dir", str(evaluated)], cwd=tmp_path)
+    assert "final validation loss:" in stdout and "growth at step" not in stdout and "'loss'" not in stdout
+    assert (evaluated / "eval_results.json").is_file() and not (evaluated / "train_results.json").exists()
+    assert not (evaluated / "model.safetensors").exists()
+    assert json.loads((evaluated / "summary.json").read_text())["eval"]["eval_loss"] > 0

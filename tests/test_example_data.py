@@ -44,3 +44,46 @@ def test_rows_of_a_json_lines_file_are_documents_ended_by_endoftext(tmp_path):
     raw, tokenizer, decoded = tokenized(tmp_path, "docs.jsonl", content)
     expected = "".join(text + tokenizer.eos_token for text in raw["train"]["text"])
     assert decoded == expected[: len(decoded)] and decoded.count(tokenizer.eos_token) > 10
+
+
+def dataset_folder(tmp_path, with_validation: bool = True):
+    """A local dataset folder as a user would keep one (or the Hub would hold): data files named by split."""
+    folder = tmp_path / "code_dataset"
+    folder.mkdir(parents=True)
+    rows = [{"content": f"def f{i}(x):\n    return x * {i}\n", "path": f"f{i}.py"} for i in range(80)]
+    splits = {"train": rows[:70], "validation": rows[70:]} if with_validation else {"train": rows}
+    for split, split_rows in splits.items():
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in split_rows))
+    return folder
+
+
+def test_dataset_name_loads_a_local_dataset_folder_like_run_clm(tmp_path):
+    example = load_example()
+    folder = dataset_folder(tmp_path)
+    data_args = example.DataTrainingArguments(dataset_name=str(folder), text_column="content")
+    raw = example.load_raw_datasets(data_args)
+    assert raw["train"].column_names == ["text"] and len(raw["train"]) == 70 and len(raw["validation"]) == 10
+    assert raw["train"][3]["text"] == "def f3(x):\n    return x * 3\n"
+    assert example.rows_are_documents(data_args)  # each row a document, ended by <|endoftext|>
+    # Without a validation split, the tail of train is held out, as for files.
+    held_out = example.DataTrainingArguments(
+        dataset_name=str(dataset_folder(tmp_path / "b", with_validation=False)), text_column="content"
+    )
+    raw = example.load_raw_datasets(held_out)
+    assert len(raw["train"]) == 76 and raw["validation"][0]["text"].startswith("def f76(")
+
+
+def test_dataset_name_refuses_what_it_cannot_load_naming_it(tmp_path):
+    import pytest
+
+    example = load_example()
+    folder = dataset_folder(tmp_path)
+    cases = [
+        (dict(dataset_name=str(folder)), "has no column 'text' (its columns: content, path)"),
+        (dict(dataset_name=str(folder), train_file="x.txt"), "give one source of text"),
+        (dict(dataset_name=str(tmp_path / "nothing" / "here")), "no such folder (and not a Hub dataset id)"),
+        (dict(dataset_name=str(folder / "train.jsonl")), "is a file: pass it as --train_file"),
+    ]
+    for overrides, message in cases:
+        with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            example.load_raw_datasets(example.DataTrainingArguments(**overrides))
