@@ -79,6 +79,7 @@ def build_model_card(
     license: str | None = None,
     language: str | list[str] | None = None,
     tags: list[str] | None = None,
+    hyperparameters: dict[str, Any] | None = None,
 ) -> ModelCard:
     """Render the card of a progressively grown model.
 
@@ -86,7 +87,11 @@ def build_model_card(
         model: the grown model; its config's growth metadata (see :class:`ProgressiveGPT2Config`) fills the card.
         log_history: ``trainer.state.log_history``, for the final validation loss.
         plot: relative path of the loss plot to show in the card, if one was saved beside it.
-        model_name, repo_id, datasets, base_model, license, language, tags: card metadata.
+        model_name, repo_id, datasets, base_model, license, language, tags: card metadata. A ``base_model`` that
+            is a Hub id is recorded with ``base_model_relation: finetune`` (the grown model continued training it).
+        hyperparameters: the training hyperparameters to list, as transformers' own cards do
+            (:class:`ModelCardTrainerMixin` passes ``transformers.modelcard.extract_hyperparameters_from_trainer``'s
+            and the growth settings).
     """
     adapter = get_adapter(model)
     metadata = progressive_metadata(model.config)
@@ -129,6 +134,7 @@ def build_model_card(
         tags=list(dict.fromkeys([*adapter.card.tags, *(tags or [])])),
         datasets=datasets or None,
         base_model=base_models[0] if base_models else None,
+        base_model_relation="finetune" if base_models else None,
         license=license,
         language=language,
         model_name=name,
@@ -152,8 +158,30 @@ def build_model_card(
         eval_loss=eval_loss,
         perplexity=perplexity,
         plot=plot,
+        hyperparameters=hyperparameters,
+        framework_versions=framework_versions(),
         **growth,
     )
+
+
+def framework_versions() -> dict[str, str]:
+    """The versions a card lists (as transformers' own cards do, with hf_progressive's first)."""
+    import importlib.metadata
+
+    versions = {}
+    for display, distribution in (
+        ("hf_progressive", "hf_progressive"),
+        ("Transformers", "transformers"),
+        ("Pytorch", "torch"),
+        ("Datasets", "datasets"),
+        ("Tokenizers", "tokenizers"),
+        ("PEFT", "peft"),
+    ):
+        try:
+            versions[display] = importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
 
 
 def is_hub_id(value: str) -> bool:
@@ -313,6 +341,7 @@ class ModelCardTrainerMixin:
                 language, license, tags, model_name, finetuned_from, tasks, dataset_tags, dataset, dataset_args
             )
         self._card_details = dict(
+            hyperparameters=self._card_hyperparameters(),
             model_name=model_name or Path(self.args.output_dir).name,  # as Trainer names its cards
             repo_id=self.hub_model_id,
             datasets=dataset_tags or dataset,
@@ -324,6 +353,24 @@ class ModelCardTrainerMixin:
         if not self.is_world_process_zero():
             return
         write_model_card(self.args.output_dir, self.model, self.state.log_history, **self._card_details)
+
+    def _card_hyperparameters(self) -> dict[str, Any]:
+        # What transformers' own card lists, plus the growth settings (and Muon's, when it is the optimizer).
+        from transformers.modelcard import extract_hyperparameters_from_trainer
+
+        hyperparameters = extract_hyperparameters_from_trainer(self)
+        if getattr(self.args, "optim", None) == "muon_nsgd":
+            hyperparameters["optimizer"] = (
+                f"Muon-NSGD (torch.optim.Muon on matrices, normalised SGD on the rest), momentum "
+                f"{self.args.muon_momentum}, nsgd_norm {self.args.nsgd_norm}"
+            )
+        plan = self.growth_plan
+        hyperparameters.update(depth_schedule=str(plan.schedule), growth_init=plan.init)
+        if plan.residual_scale != 1.0:
+            hyperparameters["growth_residual_scale"] = plan.residual_scale
+        if plan.lr_warmup_steps:
+            hyperparameters["growth_lr_warmup_steps"] = plan.lr_warmup_steps
+        return hyperparameters
 
     def init_hf_repo(self, token: str | None = None, private: bool | None = None) -> None:
         try:

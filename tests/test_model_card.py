@@ -1,5 +1,7 @@
 """The model card template renders with huggingface_hub, from hand-written values and from a grown model."""
 
+import torch
+import transformers
 from conftest import REPO_ROOT
 from huggingface_hub import ModelCard, ModelCardData
 
@@ -81,6 +83,7 @@ def test_only_hub_ids_reach_the_card_metadata(tmp_path, monkeypatch):
     )
     card = ModelCard.load(path)
     assert card.data.datasets == ["me/corpus"] and card.data.base_model is None
+    assert getattr(card.data, "base_model_relation", None) is None  # no Hub base model: no relation
     for value in card.data.datasets:
         validate_repo_id(value)
     assert f"It continued training from the local checkpoint `{local_model}`." in card.text
@@ -108,3 +111,51 @@ def test_plotting_leaves_matplotlibs_backend_and_figures_alone(tmp_path):
         plt.close(mine)
     finally:
         matplotlib.use(original)
+
+
+def test_a_trainer_card_lists_hyperparameters_versions_lineage_and_the_citation(tmp_path):
+    """What transformers' own card has (hyperparameters, framework versions), the growth settings, the paper, and
+    a Hub base model recorded the Hub way (base_model + base_model_relation)."""
+    from conftest import progressive_arguments, tiny_model, token_dataset
+
+    from hf_progressive import ProgressiveTrainer, __version__
+
+    args = progressive_arguments(tmp_path, max_steps=6, optim="muon_nsgd", learning_rate=0.02)
+    trainer = ProgressiveTrainer(model=tiny_model(0), args=args, train_dataset=token_dataset())
+    trainer.train()
+    trainer.create_model_card(finetuned_from="someone/base-model", dataset_tags="someone/corpus")
+    card = ModelCard.load(tmp_path / "README.md")
+    assert card.data.base_model == "someone/base-model" and card.data.base_model_relation == "finetune"
+    text = card.text
+    for line in (
+        "- learning_rate: 0.02",
+        "- seed: 0",
+        "- depth_schedule: 0@0,3@0.5",
+        "- growth_init: random",
+        "- optimizer: Muon-NSGD (torch.optim.Muon on matrices, normalised SGD on the rest), momentum 0.95",
+        f"- hf_progressive {__version__}",
+        f"- Transformers {transformers.__version__}",
+        f"- Pytorch {torch.__version__}",
+        "[arXiv 2511.04981](https://arxiv.org/abs/2511.04981)",
+        "journal = {arXiv preprint arXiv:2511.04981}",
+    ):
+        assert line in text, line
+
+
+def test_growth_reaches_tensorboard(tmp_path, monkeypatch):
+    """report_to integrations get the depth on every log line and a marker at each growth (TensorBoard, offline)."""
+    from conftest import progressive_arguments, tiny_model, token_dataset
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from hf_progressive import ProgressiveTrainer
+
+    monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path / "tb"))
+    args = progressive_arguments(tmp_path, max_steps=8, logging_steps=1, report_to="tensorboard")
+    ProgressiveTrainer(model=tiny_model(0), args=args, train_dataset=token_dataset()).train()
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    depth = [(event.step, event.value) for event in events.Scalars("train/depth")]
+    assert depth[0] == (1, 0.0) and depth[-1] == (8, 3.0) and (4, 3.0) in depth
+    assert [(event.step, event.value) for event in events.Scalars("train/grown_from_depth")] == [(4, 0.0)]
+    assert [(event.step, event.value) for event in events.Scalars("train/grown_blocks")] == [(4, 3.0)]
+    assert all(event.value > 0 for event in events.Scalars("train/flops"))
