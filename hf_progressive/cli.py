@@ -1,9 +1,10 @@
-"""``hf-progressive``: look at a checkpoint's growth, and grow one offline.
+"""``hf-progressive``: train with growth, look at a checkpoint's growth, and grow one offline.
 
+    hf-progressive train --model_type llama --output_dir out    # examples/run_clm_progressive.py, every flag of it
     hf-progressive inspect outputs/run_clm_progressive          # depth, plan, growth lineage, FLOPs
     hf-progressive grow my-model --to 40 --init llama_pro --out my-model-40   # the same grow() as in training
 
-Training is ``examples/run_clm_progressive.py`` (``accelerate launch`` it for several processes).
+For several processes, ``accelerate launch`` the example script itself (``hf-progressive train --help`` names it).
 """
 
 from __future__ import annotations
@@ -22,8 +23,12 @@ OFFLINE = "offline"
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hf-progressive`` console script. Returns the exit status (0, or 1 on bad input)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:
+        return train(argv[1:])
     parser = argparse.ArgumentParser(prog="hf-progressive", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("train", help="train with growth: examples/run_clm_progressive.py with all its flags")
     inspect = commands.add_parser("inspect", help="print a checkpoint's depth, growth plan and lineage, and FLOPs")
     inspect.add_argument("path", help="a model folder (or a Hub model id, when the Hub is reachable)")
     grow = commands.add_parser("grow", help="grow a checkpoint's depth offline and save it elsewhere")
@@ -43,6 +48,37 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as error:
         print(f"hf-progressive {args.command}: error: {error}", file=sys.stderr)
         return 1
+    return 0
+
+
+def example_script() -> str:
+    """Path of ``run_clm_progressive.py`` as installed (inside the package: ``hf_progressive.examples``)."""
+    from importlib import resources
+
+    return str(resources.files("hf_progressive.examples").joinpath("run_clm_progressive.py"))
+
+
+def train(arguments: list[str]) -> int:
+    """``hf-progressive train ARGS``: run the example script with ``ARGS``, in this process. Returns its exit status
+    (its bad-input errors are one line, status 1)."""
+    import runpy
+
+    script = example_script()
+    if arguments[:1] in (["-h"], ["--help"]):
+        print(f"hf-progressive train runs {script} (for several processes: accelerate launch {script} ...).\n")
+    saved = sys.argv
+    sys.argv = [script, *arguments]
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit as exit_:
+        if exit_.code in (None, 0):
+            return 0
+        if not isinstance(exit_.code, int):
+            print(exit_.code, file=sys.stderr)
+            return 1
+        return exit_.code
+    finally:
+        sys.argv = saved
     return 0
 
 

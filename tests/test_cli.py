@@ -85,3 +85,22 @@ def test_the_console_script_is_installed(grown_llama):
     script = Path(sys.executable).parent / "hf-progressive"
     result = subprocess.run([str(script), "inspect", str(grown_llama)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "3 blocks" in result.stdout, result.stderr
+
+
+@pytest.mark.slow
+def test_train_runs_the_example_script_with_its_flags(tmp_path):
+    script = Path(sys.executable).parent / "hf-progressive"
+    out = tmp_path / "out"
+    quick = ["--max_steps", "10", "--eval_steps", "5", "--per_device_train_batch_size", "4", "--max_eval_samples", "8"]
+    flags = [*quick, "--vocab_size", "300", "--max_corpus_bytes", "100000", "--model_type", "qwen3"]
+    result = subprocess.run(
+        [str(script), "train", *flags, "--depth_schedule", "1@0,2@0.5", "--output_dir", str(out)],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "growth at step 5: 1 -> 2 blocks" in result.stdout
+    assert json.loads((out / "config.json").read_text())["model_type"] == "qwen3"
+    refused = subprocess.run(
+        [str(script), "train", "--model_type", "bert"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert refused.returncode == 2 and "invalid choice: 'bert'" in refused.stderr

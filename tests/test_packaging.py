@@ -21,7 +21,14 @@ def test_the_wheel_installs_and_imports_outside_the_source_tree(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("hf_progressive-*.whl")
     assert wheel.name.startswith(f"hf_progressive-{hf_progressive.__version__}-")
     names = zipfile.ZipFile(wheel).namelist()
-    for expected in ("hf_progressive/py.typed", "hf_progressive/growth_map.json", "hf_progressive/cli.py"):
+    shipped = (
+        "hf_progressive/py.typed",
+        "hf_progressive/growth_map.json",
+        "hf_progressive/cli.py",
+        "hf_progressive/examples/run_clm_progressive.py",  # what `hf-progressive train` runs
+        "hf_progressive/examples/reference/demo_fixed_equal_flops.json",
+    )
+    for expected in shipped:
         assert expected in names, expected
     assert "hf_progressive/model_cards/progressive_causal_lm.md" in names
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
@@ -43,6 +50,7 @@ def test_the_wheel_installs_and_imports_outside_the_source_tree(tmp_path):
         "from hf_progressive.advice import advise; "
         "assert template_path('progressive_causal_lm.md').is_file(); "
         "assert r.files('hf_progressive').joinpath('growth_map.json').is_file(); "
+        "from hf_progressive.cli import example_script; import os; assert os.path.isfile(example_script()); "
         "print(hf_progressive.__file__, hf_progressive.__version__)"
     )
     result = subprocess.run(
