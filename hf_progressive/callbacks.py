@@ -11,7 +11,7 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import SchedulerType
 
-from .adapters import get_adapter
+from .adapters import get_adapter, unwrap_model
 from .configuration import progressive_metadata, update_progressive_metadata
 from .flops import ComputeTracker
 from .growth import GrowthEvent, current_depth, grow
@@ -120,6 +120,7 @@ class GrowthCallback(TrainerCallback, ExportableState):
         to_depth = self._growth_at.get(state.global_step)
         if to_depth is None or model is None or current_depth(model) >= to_depth:
             return
+        model = unwrap_model(model)  # the model inside a PEFT wrapper grows (its reserve was prepared for PEFT)
         event = grow(model, to_depth, init=self.init, residual_scale=self.residual_scale)
         if self.optimizer_state == "copy" and optimizer is not None:
             copy_optimizer_state(optimizer, model, event)
@@ -163,6 +164,7 @@ class GrowthCallback(TrainerCallback, ExportableState):
             self._ramp = None
         if optimizer is None or not 0 <= done < self._ramp_steps:
             return
+        model = unwrap_model(model)
         blocks = get_adapter(model).blocks(model)
         parameters = [p for position in new_blocks for p in blocks[position].parameters()]
         self._ramp = UpdateRamp(optimizer, parameters, self._ramp_steps, done=done)

@@ -40,6 +40,7 @@ TRAINER_STATE = "trainer_state.json"
 CONFIG = "config.json"
 SAFE_WEIGHTS = "model.safetensors"
 SAFE_WEIGHTS_INDEX = "model.safetensors.index.json"
+ADAPTER_SAFE_WEIGHTS = "adapter_model.safetensors"  # what a PEFT model saves
 WEIGHTS = "pytorch_model.bin"
 #: Name under which ``GrowthCallback`` keeps its state in ``trainer_state.json``.
 CALLBACK_STATE = "GrowthCallback"
@@ -90,7 +91,10 @@ def weights_problem(path: str | os.PathLike) -> str | None:
         return None
     if os.path.isfile(os.path.join(path, WEIGHTS)):
         return None  # a torch pickle: torch.load reports its own errors, with the file name
-    return f"{path} holds no model weights ({SAFE_WEIGHTS}, {SAFE_WEIGHTS_INDEX} or {WEIGHTS})"
+    adapter = os.path.join(path, ADAPTER_SAFE_WEIGHTS)  # a PEFT model's checkpoint: the adapter (and grown blocks)
+    if os.path.isfile(adapter):
+        return safetensors_problem(adapter)
+    return f"{path} holds no model weights ({SAFE_WEIGHTS}, {SAFE_WEIGHTS_INDEX}, {WEIGHTS} or {ADAPTER_SAFE_WEIGHTS})"
 
 
 def safetensors_problem(file: str | os.PathLike) -> str | None:
@@ -180,8 +184,10 @@ def read_checkpoint(path: str | os.PathLike) -> ProgressiveCheckpoint:
     _require_complete(path)
     with open(os.path.join(path, TRAINER_STATE), encoding="utf-8") as handle:
         state = json.load(handle)
-    with open(os.path.join(path, CONFIG), encoding="utf-8") as handle:
-        config = json.load(handle)
+    config = {}
+    if os.path.isfile(os.path.join(path, CONFIG)):  # a PEFT model's checkpoint holds its adapter_config.json only
+        with open(os.path.join(path, CONFIG), encoding="utf-8") as handle:
+            config = json.load(handle)
     saved = (state.get("stateful_callbacks") or {}).get(CALLBACK_STATE) or {}
     if isinstance(saved, list):  # Trainer's format for several callbacks of one class
         saved = saved[-1] if saved else {}
@@ -247,14 +253,16 @@ def check_resumable(
             f"Checkpoint {checkpoint.path} was trained with new_params_optimizer_state '{saved_policy}', this run has "
             f"'{optimizer_state}': resume with --new_params_optimizer_state {saved_policy}."
         )
-    depth, saved_depth, field = current_depth(model), adapter.config_depth(checkpoint.config), adapter.depth_field
+    replayed = checkpoint.history[-1]["to_depth"] if checkpoint.history else current_depth(model)
+    # A PEFT model's checkpoint has no config.json: its depth is what its growth history reached.
+    saved_depth = adapter.config_depth(checkpoint.config) if checkpoint.config else replayed
+    depth, field = current_depth(model), adapter.depth_field
     start = checkpoint.history[0]["from_depth"] if checkpoint.history else saved_depth
     if start != depth:
         raise ValueError(
             f"Checkpoint {checkpoint.path} comes from a run that started at {start} blocks, but the model has "
             f"{depth}: build the model as that run did ({field}={start}, or the target depth)."
         )
-    replayed = checkpoint.history[-1]["to_depth"] if checkpoint.history else depth
     if replayed != saved_depth:
         raise ValueError(
             f"Checkpoint {checkpoint.path} is inconsistent: its growth history ends at {replayed} blocks but its "
@@ -281,7 +289,7 @@ def regrow_to_checkpoint(model: nn.Module, checkpoint: ProgressiveCheckpoint) ->
     are loaded next.
     """
     for event in checkpoint.history:
-        grow(model, event["to_depth"], init=event["init"])
+        grow(unwrap_model(model), event["to_depth"], init=event["init"])  # inside a PEFT wrapper, as in training
 
 
 def check_weights_match(checkpoint: ProgressiveCheckpoint, model: nn.Module) -> None:

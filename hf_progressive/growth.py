@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .adapters import get_adapter, unwrap_model
-from .adapters.base import replace_contents
+from .adapters.base import replace_contents, trainable_block
 from .adapters.registry import is_peft_wrapped
 from .inits import Copy, Fresh, Keep, get_init
 
@@ -168,13 +168,13 @@ def grow(model: nn.Module, to_depth: int, init: str = "random", residual_scale: 
             continue
         block = next(fresh)
         if isinstance(slot, Copy):
-            _copy_weights(old_blocks[slot.source], block)
+            _copy_weights(old_blocks[slot.source], trainable_block(block))
             copied_from[position] = slot.source
         else:
             assert isinstance(slot, Fresh)
         if strategy.zero_residual or residual_scale != 1.0:
             with torch.no_grad():
-                for parameter in adapter.residual_output_parameters(block):
+                for parameter in adapter.residual_output_parameters(trainable_block(block)):
                     parameter.mul_(0.0 if strategy.zero_residual else residual_scale)
         stack.append(block)
         new_positions.append(position)
@@ -234,17 +234,43 @@ def train_only_new_blocks(model: nn.Module, event: GrowthEvent) -> int:
 def _refuse_peft(model: nn.Module) -> None:
     if is_peft_wrapped(model):
         raise ValueError(
-            f"Cannot grow a PEFT-wrapped {type(model).__name__}: its blocks hold LoRA layers that copies and zero "
-            "inits do not know. Grow the base model before get_peft_model() (see expansion_lora_config), or "
-            "merge_and_unload() first."
+            f"Cannot grow a PEFT-wrapped {type(model).__name__} by hand: the new blocks would be missing from its "
+            "adapter checkpoints. Give it a depth_schedule in ProgressiveTrainer (which prepares the reserve for "
+            "PEFT), grow the base model before get_peft_model() (see expansion_lora_config), or merge_and_unload() "
+            "first."
         )
 
 
 @torch.no_grad()
 def _copy_weights(source: nn.Module, destination: nn.Module) -> None:
     # Copy into the destination's own tensors: its Parameter objects (known to the optimizer) stay the same.
-    for target, value in zip(destination.state_dict(keep_vars=True).values(), source.state_dict().values()):
+    values = _effective_state(trainable_block(source))
+    targets = destination.state_dict(keep_vars=True)
+    if list(targets) != list(values):
+        raise ValueError(
+            f"Cannot copy a block with parameters {list(values)[:4]}... into one with {list(targets)[:4]}..."
+        )
+    for target, value in zip(targets.values(), values.values()):
         target.data.copy_(value)
+
+
+def _effective_state(block: nn.Module) -> dict[str, torch.Tensor]:
+    """``block``'s state dict as a plain block of its class names it; a block holding PEFT tuner layers (LoRA on an
+    old block of a PEFT-wrapped model) gives the weights it computes with: each adapter merged into its base layer."""
+    if not any(_is_tuner_layer(module) for module in block.modules()):
+        return block.state_dict()
+    merged = copy.deepcopy(block)
+    for name, module in list(merged.named_modules()):
+        if _is_tuner_layer(module):
+            module.merge()
+            parent_name, _, child = name.rpartition(".")
+            setattr(merged.get_submodule(parent_name) if parent_name else merged, child, module.get_base_layer())
+    return merged.state_dict()
+
+
+def _is_tuner_layer(module: nn.Module) -> bool:
+    # peft.tuners.tuners_utils.BaseTunerLayer, recognised without importing peft.
+    return callable(getattr(module, "get_base_layer", None)) and callable(getattr(module, "merge", None))
 
 
 def _detach_config(model: nn.Module) -> None:

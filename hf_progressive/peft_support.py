@@ -51,3 +51,58 @@ def expansion_lora_config(model: nn.Module, event: GrowthEvent, **lora_kwargs: A
         modules_to_save=[*block_names(inner, event.new_blocks), *extra],
         **lora_kwargs,
     )
+
+
+def prepare_reserve_for_peft(peft_model: nn.Module) -> int:
+    """Make the reserve of a PEFT-wrapped model ready to grow under PEFT (``ProgressiveTrainer`` calls this).
+
+    Each reserved block leaves LoRA out (tuner layers that ``get_peft_model`` put into blocks of a model built at the
+    target depth are removed: the reserve is re-initialised anyway) and is wrapped in PEFT's
+    ``ModulesToSaveWrapper``: once grown in, the block trains in full and is saved with the adapter, resumes with it,
+    and ``merge_and_unload()`` keeps it. The wrapper's frozen original doubles the reserve's weight memory. Returns
+    the number of blocks prepared.
+    """
+    from peft.utils import ModulesToSaveWrapper
+
+    inner = unwrap_model(peft_model)
+    adapter = get_adapter(inner)
+    reserve = adapter.reserve(inner)
+    name = _adapter_name(peft_model)
+    for index, block in enumerate(list(reserve)):
+        if isinstance(block, ModulesToSaveWrapper):
+            continue
+        _strip_tuner_layers(block)
+        for parameter in block.parameters():
+            parameter.requires_grad_(True)
+        wrapper = ModulesToSaveWrapper(block, name)
+        wrapper.set_adapter(name)
+        reserve[index] = wrapper
+    adapter.renumber(inner)
+    return len(reserve)
+
+
+def register_grown_blocks(peft_model: nn.Module, event: GrowthEvent) -> None:
+    """Name the blocks ``event`` added in the adapter config's ``modules_to_save``, so that the saved adapter loads
+    onto a base model grown the same way (``PeftModel.from_pretrained`` wraps and fills them)."""
+    config = peft_model.peft_config[_adapter_name(peft_model)]
+    names = block_names(unwrap_model(peft_model), event.new_blocks)
+    config.modules_to_save = [
+        *(config.modules_to_save or []),
+        *(n for n in names if n not in (config.modules_to_save or [])),
+    ]
+
+
+def _adapter_name(peft_model: nn.Module) -> str:
+    active = getattr(peft_model, "active_adapter", None)
+    if isinstance(active, str):
+        return active
+    raise ValueError(f"Growing under PEFT needs one active adapter; this model has {active!r}.")
+
+
+def _strip_tuner_layers(block: nn.Module) -> None:
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    for name, module in list(block.named_modules()):
+        if isinstance(module, BaseTunerLayer):
+            parent_name, _, child = name.rpartition(".")
+            setattr(block.get_submodule(parent_name) if parent_name else block, child, module.get_base_layer())

@@ -10,7 +10,6 @@ from typing import Any
 from torch import nn
 
 from .adapters import get_adapter, unwrap_model
-from .adapters.registry import is_peft_wrapped
 from .configuration import progressive_metadata
 from .growth import target_depth_of
 from .schedule import DepthSchedule
@@ -54,14 +53,6 @@ def plan_growth(model: nn.Module, args: Any) -> GrowthPlan | None:
             depth,
         )
         return None
-    if is_peft_wrapped(model):
-        raise ValueError(
-            f"depth_schedule '{explicit or recorded}' on a PEFT-wrapped model: growing under PEFT is not supported "
-            "yet (an adapter-only checkpoint would not hold the new blocks). Grow first, then wrap: "
-            "`event = grow(model, N, init='llama_pro')` and `get_peft_model(model, expansion_lora_config(model, event, "
-            "...))` trains LoRA on the old blocks and the new blocks in full (README 'PEFT and grown models'); or "
-            "train the schedule without PEFT and fine-tune the grown checkpoint with LoRA."
-        )
     target = target_depth_of(model)
     if already_grown and target is not None and depth >= target:
         target = None  # the recorded plan is complete: a new schedule may take the model deeper

@@ -38,6 +38,7 @@ from transformers import Trainer
 from transformers.utils import is_sagemaker_mp_enabled
 
 from .adapters import get_adapter, unwrap_model
+from .adapters.registry import is_peft_wrapped
 from .callbacks import GrowthCallback, copy_optimizer_state
 from .checkpointing import ResumeTrainerMixin
 from .configuration import progressive_metadata, update_progressive_metadata
@@ -81,8 +82,12 @@ class ProgressiveTrainerMixin(ModelCardTrainerMixin, ResumeTrainerMixin, Optimiz
         if plan is not None:
             if args is not None:
                 allow_unused_parameters(args)  # also for a schedule that comes from the model config
-            reserve_blocks(model, plan.schedule.final_depth, plan.schedule.initial_depth)
+            reserve_blocks(unwrap_model(model), plan.schedule.final_depth, plan.schedule.initial_depth)
             get_adapter(model).reserve(unwrap_model(model)).awaiting_trainer = False  # claimed: this trainer grows it
+            if is_peft_wrapped(model):
+                from .peft_support import prepare_reserve_for_peft
+
+                prepare_reserve_for_peft(model)
             update_progressive_metadata(
                 model.config,
                 target_n_layer=plan.schedule.final_depth,
@@ -104,7 +109,7 @@ class ProgressiveTrainerMixin(ModelCardTrainerMixin, ResumeTrainerMixin, Optimiz
                 plan.schedule,
                 plan.init,
                 plan.optimizer_state,
-                on_growth=self._log_growth,
+                on_growth=self._after_growth,
                 step_loss=self._mean_step_loss,
                 compute=self.compute,
                 residual_scale=plan.residual_scale,
@@ -135,7 +140,12 @@ class ProgressiveTrainerMixin(ModelCardTrainerMixin, ResumeTrainerMixin, Optimiz
         """Every growth event of this run so far."""
         return self.growth_callback.history if self.growth_callback is not None else []
 
-    def _log_growth(self, event: GrowthEvent, entry: dict) -> None:
+    def _after_growth(self, event: GrowthEvent, entry: dict) -> None:
+        # A PEFT model's adapter config names the new blocks, so the saved adapter loads onto a base grown alike.
+        if is_peft_wrapped(self.model):
+            from .peft_support import register_grown_blocks
+
+            register_grown_blocks(self.model, event)
         # Logging resets control.should_log; keep the step's regular log line if one is due.
         should_log = self.control.should_log
         self.log({"grown_from_depth": event.from_depth, "grown_blocks": len(event.new_blocks)})

@@ -1,6 +1,8 @@
 """PEFT with grown models: LoRA fine-tuning of a grown checkpoint, and depth up-scaling of a pretrained model
 (LLaMA-Pro: identity copies interleaved, then only the new blocks train, or the new blocks plus LoRA on the old)."""
 
+import shutil
+
 import pytest
 import torch
 from conftest import progressive_arguments, token_dataset
@@ -8,6 +10,7 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
 
 from hf_progressive import ProgressiveTrainer, current_depth, grow, train_only_new_blocks
+from hf_progressive import reserve_blocks as hf_reserve_blocks
 from hf_progressive.adapters.hf_decoder import example_decoder
 from hf_progressive.peft_support import expansion_lora_config
 
@@ -115,15 +118,6 @@ def test_llama_pro_with_lora_on_the_old_blocks_merges_into_a_plain_grown_checkpo
         expansion_lora_config(reloaded, event, layers_to_transform=[0])
 
 
-def test_a_depth_schedule_on_a_peft_wrapped_model_is_refused_before_training(tmp_path):
-    """Growth under PEFT would save adapter-only checkpoints without the new blocks: refused, saying what works."""
-    model = get_peft_model(example_decoder("llama", 1), LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
-    args = progressive_arguments(tmp_path, depth_schedule="1@0,3@0.5", growth_init="copy", max_steps=4)
-    with pytest.raises(ValueError, match="PEFT-wrapped model.*Grow first, then wrap.*expansion_lora_config"):
-        ProgressiveTrainer(model=model, args=args, train_dataset=token_dataset())
-    assert current_depth(model) == 1 and not list(tmp_path.iterdir())
-
-
 def test_grow_refuses_a_peft_wrapped_model_instead_of_copying_lora_layers_wrongly():
     from hf_progressive import reserve_blocks
 
@@ -132,3 +126,87 @@ def test_grow_refuses_a_peft_wrapped_model_instead_of_copying_lora_layers_wrongl
         with pytest.raises(ValueError, match="Cannot grow a PEFT-wrapped PeftModel.*before get_peft_model"):
             operation()
     assert current_depth(model) == 2
+
+
+def lora_llama(depth: int = 1, save_base_to=None):
+    """A tiny Llama with LoRA on q and v whose LoRA already moved (lora_B no longer zero)."""
+    torch.manual_seed(0)
+    base = example_decoder("llama", depth)
+    if save_base_to is not None:
+        base.save_pretrained(save_base_to)  # the base as it is before PEFT and any training
+    model = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(std=0.1)
+    return model
+
+
+def test_a_peft_wrapped_model_grows_in_training_lora_stays_on_the_old_blocks_the_new_train_in_full(tmp_path):
+    model = lora_llama()
+    base = model.get_base_model()
+    args = progressive_arguments(tmp_path, depth_schedule="1@0,3@0.5", growth_init="copy", max_steps=6)
+    trainer = ProgressiveTrainer(model=model, args=args, train_dataset=token_dataset())
+    reserve = [name for name, _ in model.named_parameters() if "progressive_reserve" in name]
+    assert reserve and not any("lora_" in name for name in reserve)  # the reserve is excluded from LoRA
+    before = {id(parameter): parameter.detach().clone() for parameter in model.parameters()}  # blocks move: by id
+    trainer.train()
+    assert current_depth(model) == 3
+    changed = {
+        name for name, parameter in model.named_parameters() if not torch.equal(parameter, before[id(parameter)])
+    }
+    assert {n for n in changed if "lora_" in n} and all(".layers.0." in n for n in changed if "lora_" in n)
+    assert not any(".layers.0." in n and "lora_" not in n for n in changed)  # the old block's base stays frozen
+    for position in (1, 2):  # new blocks: every weight of the trainable copy trains, none of them LoRA
+        trained = [n for n in changed if f".layers.{position}.modules_to_save." in n]
+        assert len(trained) == 9, trained
+    assert model.peft_config["default"].modules_to_save == ["model.layers.1", "model.layers.2"]
+    assert [block.self_attn.layer_idx for block in base.model.layers] == [0, 1, 2]
+
+
+def test_growth_under_peft_copies_what_the_old_block_computes_and_zero_inits_leave_lora_alone(tmp_path):
+    from hf_progressive.adapters.base import trainable_block
+    from hf_progressive.peft_support import prepare_reserve_for_peft
+
+    model = lora_llama()
+    base = model.get_base_model()
+    hf_reserve_blocks(base, 3)
+    prepare_reserve_for_peft(model)
+    old_q = base.model.layers[0].self_attn.q_proj
+    merged_q = old_q.get_base_layer().weight + old_q.get_delta_weight("default")
+    lora = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
+    before = model(tokens()).logits
+    grow(base, 3, init="copy_zero")
+    assert torch.allclose(model(tokens()).logits, before, atol=1e-5)  # identities, through the wrappers
+    assert all(torch.equal(p, lora[n]) for n, p in model.named_parameters() if "lora_" in n)  # LoRA untouched
+    new = trainable_block(base.model.layers[1])
+    assert torch.allclose(new.self_attn.q_proj.weight, merged_q, atol=1e-6)  # base + LoRA delta of the source
+    assert not new.self_attn.o_proj.weight.any() and not new.mlp.down_proj.weight.any()
+
+
+def test_the_adapter_of_a_grown_peft_model_loads_onto_a_base_grown_alike_and_resumes(tmp_path):
+    from peft import PeftModel
+
+    model = lora_llama(save_base_to=tmp_path / "base")
+    args = progressive_arguments(
+        tmp_path / "run", depth_schedule="1@0,3@0.5", growth_init="copy", max_steps=6, save_strategy="steps",
+        save_steps=1, logging_steps=1,
+    )  # fmt: skip
+    trainer = ProgressiveTrainer(model=model, args=args, train_dataset=token_dataset())
+    trainer.train()
+    trainer.save_model()
+    expected = model.eval()(tokens()).logits
+
+    grown_base = AutoModelForCausalLM.from_pretrained(tmp_path / "base")
+    grow(grown_base, 3, init="random")  # any init: the adapter holds the grown blocks' weights
+    loaded = PeftModel.from_pretrained(grown_base, tmp_path / "run").eval()
+    assert torch.allclose(loaded(tokens()).logits, expected, atol=1e-5)
+
+    # Resume after growth from an adapter checkpoint: the run ends where the uninterrupted one did.
+    shutil.rmtree(tmp_path / "run" / "checkpoint-6")
+    again = lora_llama()
+    resumed = ProgressiveTrainer(model=again, args=args, train_dataset=token_dataset())
+    resumed.train(resume_from_checkpoint=str(tmp_path / "run" / "checkpoint-5"))
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    assert [e["loss"] for e in resumed.state.log_history if "loss" in e][-1] == pytest.approx(losses[-1], abs=1e-5)
+    assert torch.allclose(again.eval()(tokens()).logits, expected, atol=1e-5)

@@ -318,6 +318,17 @@ class BlockReserve(nn.ModuleList):
         return self
 
 
+def trainable_block(block: nn.Module) -> nn.Module:
+    """The module that trains for ``block``: ``block`` itself, or the trainable copy inside a PEFT
+    ``ModulesToSaveWrapper`` (how the blocks growth adds to a PEFT-wrapped model train in full and are saved with
+    the adapter; found without importing peft)."""
+    copies = getattr(block, "modules_to_save", None)
+    active = getattr(block, "active_adapters", None)
+    if isinstance(copies, nn.ModuleDict) and active and active[0] in copies:
+        return copies[active[0]]
+    return block
+
+
 def embedding_and_head_ids(model: nn.Module) -> tuple[set[int], set[int]]:
     """Ids of the parameters of ``model``'s ``nn.Embedding`` modules (a tied LM head's weight among them), and of
     ``model.get_output_embeddings()``'s parameters (empty for a model without one)."""
