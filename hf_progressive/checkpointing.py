@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from safetensors import safe_open
+from safetensors.torch import load_file
 from torch import nn
 from transformers import PreTrainedModel
 from transformers.conversion_mapping import get_model_conversion_mapping
@@ -309,14 +310,8 @@ def check_weights_match(checkpoint: ProgressiveCheckpoint, model: nn.Module) -> 
     tied = (expected - saved) & tied_weight_names(model)
     missing, unexpected = sorted(expected - saved - tied), sorted(saved - expected)
     if (missing or unexpected) and saves_converted_names(model):
-        model_type = getattr(model.config, "model_type", type(model).__name__)
-        raise ValueError(
-            f"Checkpoint {checkpoint.path} cannot be resumed: transformers saves {model_type} weights under other "
-            f"names than the model holds (converted names, e.g. {unexpected[:2]}) and Trainer's resume loads them "
-            "without converting them back, so those weights would silently restart from their init. Start a new run "
-            "from the model saved with save_pretrained (from_pretrained converts the names), or train without "
-            "resuming."
-        )
+        load_converted_weights(checkpoint.path, model)
+        return
     if missing or unexpected:
         raise ValueError(
             f"Checkpoint {checkpoint.path} does not match the model at {current_depth(model)} blocks: "
@@ -330,6 +325,50 @@ def saves_converted_names(model: nn.Module) -> bool:
     ``embed_out``, Mixtral's fused experts expert by expert) and converts them back only in ``from_pretrained``."""
     inner = unwrap_model(model)
     return isinstance(inner, PreTrainedModel) and bool(get_model_conversion_mapping(inner, add_legacy=False))
+
+
+def load_converted_weights(path: str, model: nn.Module) -> None:
+    """Load the weights of checkpoint folder ``path`` into ``model``, converting the names transformers saved them
+    under back to the model's, as ``from_pretrained`` does (GPT-NeoX's ``embed_out``, Mixtral's experts one by one,
+    reserved blocks included). ``Trainer``'s resume loads checkpoints with plain ``load_state_dict``, which would
+    leave exactly those weights at their init; what it loads after this finds the same values.
+
+    Raises:
+        ValueError: naming the weights that did not convert or load.
+    """
+    # transformers' own conversion (core_model_loading is internal; tests/test_adapter_contract.py resumes GPT-NeoX
+    # and Mixtral exactly through it, so a change there fails a test rather than a user's resume).
+    from transformers.core_model_loading import convert_and_load_state_dict_in_model
+    from transformers.modeling_utils import LoadStateDictConfig
+
+    inner = unwrap_model(model)
+    single, index = os.path.join(path, SAFE_WEIGHTS), os.path.join(path, SAFE_WEIGHTS_INDEX)
+    if os.path.isfile(single):
+        files = [single]
+    else:
+        with open(index, encoding="utf-8") as handle:
+            files = [os.path.join(path, f) for f in sorted(set(json.load(handle)["weight_map"].values()))]
+    state = {name: tensor for file in files for name, tensor in load_file(file).items()}
+    config = LoadStateDictConfig(weight_mapping=get_model_conversion_mapping(inner))
+    # transformers' loading puts new Parameter objects into the model it loads; the optimizer already holds ours
+    # (built before re-growing). Convert into a copy, then copy the values into the model's own tensors.
+    shadow = copy.deepcopy(inner)
+    info, _ = convert_and_load_state_dict_in_model(shadow, state, config)
+    missing = sorted(set(info.missing_keys) - tied_weight_names(inner))
+    problems = [
+        f"{what} {sorted(names)[:4]}"
+        for what, names in (
+            ("missing", missing),
+            ("unexpected", info.unexpected_keys),
+            ("mismatched", info.mismatched_keys),
+            ("not converted", info.conversion_errors),
+        )
+        if names
+    ] + list(info.error_msgs)
+    if problems:
+        raise ValueError(f"Checkpoint {path} does not load into the model even with name conversion: {problems}.")
+    inner.load_state_dict(shadow.state_dict())
+    logger.info("Loaded %s converting transformers' saved weight names back, as from_pretrained does.", path)
 
 
 def tied_weight_names(model: nn.Module) -> set[str]:
@@ -433,6 +472,10 @@ class ResumeTrainerMixin:
         # every resume; it is not, and check_weights_match has already refused real mismatches. Warn about the rest.
         tied = tied_weight_names(self.model)
         missing = [name for name in load_result.missing_keys if name not in tied]
+        if self.growth_plan is not None and saves_converted_names(self.model):
+            # Trainer looked for the model's own names in a checkpoint saved under converted ones; every weight was
+            # already loaded with conversion (check_weights_match -> load_converted_weights), nothing is missing.
+            return
         super()._issue_warnings_after_load(load_result._replace(missing_keys=missing))
 
     def _load_callback_state(self) -> None:
