@@ -436,7 +436,8 @@ def new_model_config(model_args: ModelArguments, tokenizer, block_size: int, dep
     gated = model_args.model_type != "gpt_neox"
     intermediate = model_args.intermediate_size
     if intermediate is None:
-        intermediate = -(-8 * model_args.n_embd // 3 // 32) * 32 if gated else 4 * model_args.n_embd
+        # SwiGLU's three matrices at 8/3 of the width hold what GELU's two hold at 4x (LLaMA's rule).
+        intermediate = math.ceil(8 * model_args.n_embd / 3 / 32) * 32 if gated else 4 * model_args.n_embd
     settings = dict(
         vocab_size=len(tokenizer),
         hidden_size=model_args.n_embd,
