@@ -170,6 +170,14 @@ class DataTrainingArguments:
     block_size: int = field(default=128, metadata={"help": "Tokens per training sequence (and context length)."})
     max_corpus_bytes: int = field(default=6_000_000, metadata={"help": "Size of the embedded default corpus."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Cap on training sequences (blocks)."})
+    streaming: bool = field(
+        default=False,
+        metadata={
+            "help": "Stream --dataset_name or --train_file instead of loading it (datasets' IterableDataset), as in "
+            "run_clm.py: needs --max_steps and a validation split (the dataset's, or --validation_file); the tokenizer "
+            "is trained on the first --max_corpus_bytes of the stream."
+        },
+    )
     max_eval_samples: int | None = field(default=256, metadata={"help": "Cap on validation sequences."})
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenization."})
 
@@ -229,6 +237,8 @@ def load_raw_datasets(data_args: DataTrainingArguments) -> DatasetDict:
     """
     if data_args.dataset_name is not None:
         return _load_named_dataset(data_args)
+    if data_args.streaming and data_args.train_file is None:
+        raise ValueError("--streaming streams --dataset_name or --train_file; the embedded corpus is loaded whole.")
     if data_args.train_file is None:
         if data_args.validation_file is not None:
             raise ValueError("--validation_file needs --train_file.")
@@ -250,16 +260,19 @@ def load_raw_datasets(data_args: DataTrainingArguments) -> DatasetDict:
         check_text_file(path, f"--{split}_file")
     # A .txt file is one text read line by line: keep its line breaks, as run_clm.py does (datasets drops them).
     options = {"keep_linebreaks": data_args.keep_linebreaks} if builder == "text" else {}
+    if data_args.streaming and "validation" not in files:
+        raise ValueError("--streaming needs a --validation_file: a stream has no tail to hold out.")
     try:
-        raw = load_dataset(builder, data_files=files, **options)
+        raw = load_dataset(builder, data_files=files, streaming=data_args.streaming, **options)
     except Exception as error:  # datasets wraps parse errors in several types; one line names the file instead
         cause = str(error.__cause__ or error).strip().splitlines()[0][:200]
         raise ValueError(f"Could not read {', '.join(files.values())} as {builder}: {cause}") from error
     for split, dataset in raw.items():
-        if builder != "text" and data_args.text_column not in dataset.column_names:
+        columns = dataset.column_names or list(next(iter(dataset)))
+        if builder != "text" and data_args.text_column not in columns:
             raise ValueError(
                 f"{files[split]} has no column '{data_args.text_column}' (its columns: "
-                f"{', '.join(dataset.column_names)}): name the text column with --text_column."
+                f"{', '.join(columns)}): name the text column with --text_column."
             )
     if builder != "text" and data_args.text_column != "text":
         raw = raw.rename_column(data_args.text_column, "text")
@@ -286,23 +299,25 @@ def _load_named_dataset(data_args: DataTrainingArguments) -> DatasetDict:
     if not os.path.isdir(name) and not is_hub_id(name):
         raise ValueError(f"--dataset_name {name}: no such folder (and not a Hub dataset id).")
     try:
-        raw = load_dataset(name, data_args.dataset_config_name)
+        raw = load_dataset(name, data_args.dataset_config_name, streaming=data_args.streaming)
     except Exception as error:  # offline Hub, unknown config, unreadable files: one line that names the dataset
         cause = str(error.__cause__ or error).strip().splitlines()[0][:200]
         raise ValueError(f"--dataset_name {name}: could not load it ({cause}).") from error
     if "train" not in raw:
         raise ValueError(f"--dataset_name {name} has no 'train' split (its splits: {', '.join(raw)}).")
-    columns = raw["train"].column_names
+    columns = raw["train"].column_names or list(next(iter(raw["train"])))  # a stream may not know them up front
     if data_args.text_column not in columns:
         raise ValueError(
             f"--dataset_name {name} has no column '{data_args.text_column}' (its columns: {', '.join(columns)}): "
             "name the text column with --text_column."
         )
-    raw = DatasetDict({split: raw[split] for split in ("train", "validation") if split in raw})
+    raw = type(raw)({split: raw[split] for split in ("train", "validation") if split in raw})
     raw = raw.select_columns([data_args.text_column])
     if data_args.text_column != "text":
         raw = raw.rename_column(data_args.text_column, "text")
     if "validation" not in raw:
+        if data_args.streaming:
+            raise ValueError(f"--streaming: --dataset_name {name} has no validation split to evaluate on.")
         split = raw["train"].train_test_split(test_size=data_args.validation_split_percentage / 100, shuffle=False)
         raw = DatasetDict(train=split["train"], validation=split["test"])
     return raw
@@ -505,6 +520,9 @@ def tokenize_and_group(
         result["labels"] = result["input_ids"].copy()
         return result
 
+    if data_args.streaming:  # lazily, as the stream is read (IterableDataset.map takes no workers or progress bar)
+        tokenized = raw.map(tokenize, batched=True, remove_columns=["text"])
+        return tokenized.map(group_texts, batched=True)
     with main_process_first(desc="tokenizing and grouping"):
         tokenized = raw.map(
             tokenize,
@@ -598,6 +616,7 @@ FINGERPRINT_DEFAULTS = {
     "dataset_name": None,
     "dataset_config_name": None,
     "max_train_samples": None,
+    "streaming": False,
 }
 
 
@@ -618,6 +637,7 @@ def reference_fingerprint(model_args, data_args, training_args, target_depth: in
         "dataset_name": data_args.dataset_name,
         "dataset_config_name": data_args.dataset_config_name,
         "max_train_samples": data_args.max_train_samples,
+        "streaming": data_args.streaming,
         "max_corpus_bytes": data_args.max_corpus_bytes
         if data_args.train_file is None and data_args.dataset_name is None
         else None,
@@ -680,16 +700,26 @@ def prepare(model_args, data_args, training_args) -> tuple[ProgressiveTrainer, s
     # A model to continue from is checked first: a bad one should not wait for the data to be tokenized.
     model = load_model(model_args.model_name_or_path, data_args.block_size) if model_args.model_name_or_path else None
     raw = load_raw_datasets(data_args)
-    tokenizer = build_tokenizer(model_args, raw, training_args, checkpoint)
+    tokenizer = build_tokenizer(
+        model_args, stream_head(raw, data_args) if data_args.streaming else raw, training_args, checkpoint
+    )
     lm_datasets = tokenize_and_group(raw, tokenizer, data_args, training_args.main_process_first)
     # Set after tokenizing whole documents (they are cut into blocks afterwards), so that the tokenizer does not warn
     # about them; saved with the model, it tells generation and pipelines the context (handle_long_generation="hole").
     tokenizer.model_max_length = data_args.block_size
+    train_dataset, eval_dataset = lm_datasets["train"], lm_datasets["validation"]
+    if data_args.streaming:
+        if training_args.max_steps <= 0:
+            raise ValueError("--streaming needs --max_steps: a stream has no length to count epochs by.")
+        if data_args.max_train_samples is not None:
+            train_dataset = train_dataset.take(data_args.max_train_samples)
+        # Evaluation reads the same blocks every time: take them from the stream once.
+        eval_dataset = Dataset.from_list(list(eval_dataset.take(data_args.max_eval_samples or 256)))
+        lm_datasets = {"validation": eval_dataset}
     for split, dataset in lm_datasets.items():
         if len(dataset) == 0:
             raise ValueError(too_short_message(split, data_args))
-    train_dataset, eval_dataset = lm_datasets["train"], lm_datasets["validation"]
-    if data_args.max_train_samples is not None:
+    if data_args.max_train_samples is not None and not data_args.streaming:
         train_dataset = train_dataset.select(range(min(data_args.max_train_samples, len(train_dataset))))
     if data_args.max_eval_samples is not None:
         eval_dataset = eval_dataset.select(range(min(data_args.max_eval_samples, len(eval_dataset))))
@@ -704,6 +734,17 @@ def prepare(model_args, data_args, training_args) -> tuple[ProgressiveTrainer, s
         data_collator=default_data_collator,
     )
     return trainer, checkpoint
+
+
+def stream_head(raw, data_args: DataTrainingArguments) -> DatasetDict:
+    """The first ``--max_corpus_bytes`` of a streamed training set, in memory: what the tokenizer is trained on."""
+    texts, size = [], 0
+    for row in raw["train"]:
+        texts.append(row["text"])
+        size += len(row["text"])
+        if size >= data_args.max_corpus_bytes:
+            break
+    return DatasetDict(train=Dataset.from_dict({"text": texts}))
 
 
 def too_short_message(split: str, data_args: DataTrainingArguments) -> str:
@@ -746,7 +787,8 @@ def main() -> dict:
         # the push waits until every local result is written (below), so a Hub failure costs a retried upload only.
         trainer.save_model(_internal_call=True)
         train_metrics = dict(train_result.metrics)
-        train_metrics["train_samples"] = len(trainer.train_dataset)
+        if not data_args.streaming:
+            train_metrics["train_samples"] = len(trainer.train_dataset)
         trainer.log_metrics("train", train_metrics)
         trainer.save_metrics("train", train_metrics)
     eval_metrics: dict = {}

@@ -258,3 +258,21 @@ def test_run_clm_flags_dataset_name_sample_caps_and_eval_only(tmp_path):
     assert (evaluated / "eval_results.json").is_file() and not (evaluated / "train_results.json").exists()
     assert not (evaluated / "model.safetensors").exists()
     assert json.loads((evaluated / "summary.json").read_text())["eval"]["eval_loss"] > 0
+
+
+@pytest.mark.slow
+def test_streaming_a_dataset_folder_trains_and_grows(tmp_path):
+    folder = tmp_path / "dataset"
+    folder.mkdir()
+    rows = [{"text": f"def f{i}(x):\n    return x * {i} + {i % 7}\n"} for i in range(400)]
+    for split, part in (("train", rows[:360]), ("validation", rows[360:])):
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in part))
+    out = tmp_path / "out"
+    command = [sys.executable, str(EXAMPLE), *QUICK, *GROW, "--block_size", "32", "--dataset_name", str(folder)]
+    stdout = run([*command, "--streaming", "--output_dir", str(out)], cwd=tmp_path)
+    assert "growth at step 24: 0 -> 3 blocks" in stdout and "final validation loss:" in stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["eval"]["eval_samples"] == 16 and "train_samples" not in summary["train"]
+    # The embedded corpus is not a stream; a file stream needs a validation file: refused before training.
+    refused = run([sys.executable, str(EXAMPLE), "--streaming", "--output_dir", str(tmp_path / "x")], tmp_path, 1, True)
+    assert "--streaming streams --dataset_name or --train_file" in refused
