@@ -1,6 +1,7 @@
 """The package as users get it: a wheel built with `python -m build` installs on its own and imports, carrying the
 model-card template, the growth map, py.typed, the license and the console script."""
 
+import re
 import subprocess
 import sys
 import zipfile
@@ -35,6 +36,16 @@ def test_the_wheel_installs_and_imports_outside_the_source_tree(tmp_path):
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "License-Expression: Apache-2.0" in metadata and "Provides-Extra: peft" in metadata
     assert "Requires-Dist: peft" not in metadata.split("Provides-Extra")[0]  # an extra, not a core dependency
+    # The package index's page: the self-contained description, rendered as PyPI renders it, with no link that only
+    # works inside the repository.
+    description = metadata.split("\n\n", 1)[1]
+    assert description.startswith("# hf_progressive") and "Content-Type: text/markdown" in metadata
+    relative = re.findall(r"\]\((?!https?://|#)([^)]+)\)", description)
+    assert relative == [] and "../shared" not in description
+    from readme_renderer.markdown import render
+
+    html = render(description, variant="GFM")
+    assert html is not None and "<code>depth_schedule</code>" in html
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "hf-progressive = hf_progressive.cli:main" in entry_points
 
