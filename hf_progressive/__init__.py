@@ -1,5 +1,6 @@
 """hf_progressive: zero/one-layer progressive depth training for Hugging Face Transformers."""
 
+from . import requirements  # noqa: F401  (first: an old torch or transformers fails here, saying which)
 from .adapters import get_adapter, list_adapters, register_adapter, supported_adapters
 from .advice import GrowthAdvice, advise, advise_run
 from .checkpointing import last_complete_checkpoint

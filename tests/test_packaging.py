@@ -71,3 +71,27 @@ def test_the_wheel_installs_and_imports_outside_the_source_tree(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     location, version = result.stdout.split()
     assert location.startswith(str(site)) and version == hf_progressive.__version__
+
+
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        (
+            "import torch; torch.__version__ = '2.6.0'",
+            "torch 2.6.0 is installed, torch>=2.9 is needed (torch.optim.Muon",
+        ),
+        (
+            "import transformers; transformers.__version__ = '4.57.1'",
+            "transformers 4.57.1 is installed, transformers>=5.0",
+        ),
+        ("import torch; del torch.optim.Muon", "has no torch.optim.Muon"),
+    ],
+)
+def test_an_old_torch_or_transformers_fails_at_import_naming_the_upgrade(setup, message):
+    """What pip cannot enforce (a torch from another index, an environment that kept old packages) fails first, in
+    one line, instead of deep inside the package."""
+    result = subprocess.run(
+        [sys.executable, "-c", f"{setup}; import hf_progressive"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode != 0
+    assert "ImportError: hf_progressive cannot start: " in result.stderr and message in result.stderr, result.stderr
