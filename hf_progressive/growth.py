@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .adapters import get_adapter, unwrap_model
-from .adapters.base import replace_contents, trainable_block
+from .adapters.base import is_tuner_layer, remove_tuner_layers, replace_contents, trainable_block
 from .adapters.registry import is_peft_wrapped
 from .inits import Copy, Fresh, Keep, get_init
 
@@ -257,20 +257,11 @@ def _copy_weights(source: nn.Module, destination: nn.Module) -> None:
 def _effective_state(block: nn.Module) -> dict[str, torch.Tensor]:
     """``block``'s state dict as a plain block of its class names it; a block holding PEFT tuner layers (LoRA on an
     old block of a PEFT-wrapped model) gives the weights it computes with: each adapter merged into its base layer."""
-    if not any(_is_tuner_layer(module) for module in block.modules()):
+    if not any(is_tuner_layer(module) for module in block.modules()):
         return block.state_dict()
     merged = copy.deepcopy(block)
-    for name, module in list(merged.named_modules()):
-        if _is_tuner_layer(module):
-            module.merge()
-            parent_name, _, child = name.rpartition(".")
-            setattr(merged.get_submodule(parent_name) if parent_name else merged, child, module.get_base_layer())
+    remove_tuner_layers(merged, merge=True)
     return merged.state_dict()
-
-
-def _is_tuner_layer(module: nn.Module) -> bool:
-    # peft.tuners.tuners_utils.BaseTunerLayer, recognised without importing peft.
-    return callable(getattr(module, "get_base_layer", None)) and callable(getattr(module, "merge", None))
 
 
 def _detach_config(model: nn.Module) -> None:

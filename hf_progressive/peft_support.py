@@ -10,6 +10,7 @@ from typing import Any
 from torch import nn
 
 from .adapters import get_adapter, unwrap_model
+from .adapters.base import remove_tuner_layers
 from .growth import GrowthEvent, block_names
 
 
@@ -71,7 +72,7 @@ def prepare_reserve_for_peft(peft_model: nn.Module) -> int:
     for index, block in enumerate(list(reserve)):
         if isinstance(block, ModulesToSaveWrapper):
             continue
-        _strip_tuner_layers(block)
+        remove_tuner_layers(block, merge=False)
         for parameter in block.parameters():
             parameter.requires_grad_(True)
         wrapper = ModulesToSaveWrapper(block, name)
@@ -97,12 +98,3 @@ def _adapter_name(peft_model: nn.Module) -> str:
     if isinstance(active, str):
         return active
     raise ValueError(f"Growing under PEFT needs one active adapter; this model has {active!r}.")
-
-
-def _strip_tuner_layers(block: nn.Module) -> None:
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
-    for name, module in list(block.named_modules()):
-        if isinstance(module, BaseTunerLayer):
-            parent_name, _, child = name.rpartition(".")
-            setattr(block.get_submodule(parent_name) if parent_name else block, child, module.get_base_layer())

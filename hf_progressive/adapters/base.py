@@ -329,6 +329,27 @@ def trainable_block(block: nn.Module) -> nn.Module:
     return block
 
 
+def is_tuner_layer(module: nn.Module) -> bool:
+    """Whether ``module`` is a PEFT tuner layer (``peft.tuners.tuners_utils.BaseTunerLayer``: a LoRA layer and the
+    like), recognised without importing peft."""
+    return callable(getattr(module, "get_base_layer", None)) and callable(getattr(module, "merge", None))
+
+
+def remove_tuner_layers(module: nn.Module, merge: bool) -> int:
+    """Replace every PEFT tuner layer (LoRA and the like, recognised without importing peft) inside ``module`` by its
+    base layer, in place; with ``merge``, each adapter is merged into its base layer first (what the layer computes),
+    otherwise dropped. Returns the number of layers replaced."""
+    replaced = 0
+    for name, child in list(module.named_modules()):
+        if is_tuner_layer(child):
+            if merge:
+                child.merge()
+            parent_name, _, attribute = name.rpartition(".")
+            setattr(module.get_submodule(parent_name) if parent_name else module, attribute, child.get_base_layer())
+            replaced += 1
+    return replaced
+
+
 def embedding_and_head_ids(model: nn.Module) -> tuple[set[int], set[int]]:
     """Ids of the parameters of ``model``'s ``nn.Embedding`` modules (a tied LM head's weight among them), and of
     ``model.get_output_embeddings()``'s parameters (empty for a model without one)."""
