@@ -114,7 +114,7 @@ def describe(path: str) -> str:
     lines.append("lineage: " + " -> ".join(lineage))
     flops, fixed = metadata.get("flops"), metadata.get("flops_fixed_equivalent")
     if flops:
-        saved = f", {1 - flops / fixed:.1%} saved against the target depth throughout" if fixed else ""
+        saved = f", {1 - flops / fixed:.1%} saved against the run's target depth throughout" if fixed else ""
         lines.append(f"training FLOPs: {flops:.3e}" + (f" vs {fixed:.3e} at fixed depth{saved}" if fixed else ""))
     return "\n".join(lines)
 

@@ -33,7 +33,7 @@ def test_inspect_prints_depth_plan_lineage_and_compute(grown_llama, capsys):
     assert f"{grown_llama}: Llama (LlamaForCausalLM), 3 blocks" in printed
     assert "depth_schedule 1@0,3@0.5, growth_init copy, target depth 3" in printed
     assert "lineage: 1 -> 3 (copy, step 3)" in printed
-    assert "training FLOPs:" in printed and "saved against the target depth throughout" in printed
+    assert "training FLOPs:" in printed and "saved against the run's target depth throughout" in printed
 
 
 def test_grow_offline_is_function_preserving_with_llama_pro_and_records_the_lineage(grown_llama, tmp_path, capsys):
