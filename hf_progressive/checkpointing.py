@@ -75,18 +75,14 @@ def weights_problem(path: str | os.PathLike) -> str | None:
     here without reading the tensors.
     """
     path = os.fspath(path)
-    single, index = os.path.join(path, SAFE_WEIGHTS), os.path.join(path, SAFE_WEIGHTS_INDEX)
-    if os.path.isfile(single):
-        return safetensors_problem(single)
-    if os.path.isfile(index):
-        try:
-            with open(index, encoding="utf-8") as handle:
-                shards = sorted(set(json.load(handle)["weight_map"].values()))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-            return f"{index} is not a readable weight index ({type(error).__name__}: {error})"
-        for shard in shards:
-            shard_path = os.path.join(path, shard)
-            problem = safetensors_problem(shard_path) if os.path.isfile(shard_path) else f"{shard_path} is missing"
+    try:
+        files = safetensors_files(path)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        index = os.path.join(path, SAFE_WEIGHTS_INDEX)
+        return f"{index} is not a readable weight index ({type(error).__name__}: {error})"
+    if files is not None:
+        for file in files:
+            problem = safetensors_problem(file) if os.path.isfile(file) else f"{file} is missing"
             if problem:
                 return problem
         return None
@@ -96,6 +92,23 @@ def weights_problem(path: str | os.PathLike) -> str | None:
     if os.path.isfile(adapter):
         return safetensors_problem(adapter)
     return f"{path} holds no model weights ({SAFE_WEIGHTS}, {SAFE_WEIGHTS_INDEX}, {WEIGHTS} or {ADAPTER_SAFE_WEIGHTS})"
+
+
+def safetensors_files(path: str | os.PathLike) -> list[str] | None:
+    """The safetensors files holding the weights of folder ``path``: ``model.safetensors``, or the shards its index
+    names; ``None`` when it has neither.
+
+    Raises:
+        OSError, ValueError, KeyError, TypeError, AttributeError: for an index that cannot be read as one.
+    """
+    single, index = os.path.join(path, SAFE_WEIGHTS), os.path.join(path, SAFE_WEIGHTS_INDEX)
+    if os.path.isfile(single):
+        return [single]
+    if not os.path.isfile(index):
+        return None
+    with open(index, encoding="utf-8") as handle:
+        shards = sorted(set(json.load(handle)["weight_map"].values()))
+    return [os.path.join(path, shard) for shard in shards]
 
 
 def safetensors_problem(file: str | os.PathLike) -> str | None:
@@ -342,13 +355,7 @@ def load_converted_weights(path: str, model: nn.Module) -> None:
     from transformers.modeling_utils import LoadStateDictConfig
 
     inner = unwrap_model(model)
-    single, index = os.path.join(path, SAFE_WEIGHTS), os.path.join(path, SAFE_WEIGHTS_INDEX)
-    if os.path.isfile(single):
-        files = [single]
-    else:
-        with open(index, encoding="utf-8") as handle:
-            files = [os.path.join(path, f) for f in sorted(set(json.load(handle)["weight_map"].values()))]
-    state = {name: tensor for file in files for name, tensor in load_file(file).items()}
+    state = {name: tensor for file in safetensors_files(path) for name, tensor in load_file(file).items()}
     config = LoadStateDictConfig(weight_mapping=get_model_conversion_mapping(inner))
     # transformers' loading puts new Parameter objects into the model it loads; the optimizer already holds ours
     # (built before re-growing). Convert into a copy, then copy the values into the model's own tensors.
@@ -470,12 +477,12 @@ class ResumeTrainerMixin:
         # Private override: the only place Trainer reports a checkpoint's missing keys; no hook filters them.
         # A tied weight is saved once, so transformers reports its other name (GPT-2's lm_head.weight) missing on
         # every resume; it is not, and check_weights_match has already refused real mismatches. Warn about the rest.
-        tied = tied_weight_names(self.model)
-        missing = [name for name in load_result.missing_keys if name not in tied]
         if self.growth_plan is not None and saves_converted_names(self.model):
             # Trainer looked for the model's own names in a checkpoint saved under converted ones; every weight was
             # already loaded with conversion (check_weights_match -> load_converted_weights), nothing is missing.
             return
+        tied = tied_weight_names(self.model)
+        missing = [name for name in load_result.missing_keys if name not in tied]
         super()._issue_warnings_after_load(load_result._replace(missing_keys=missing))
 
     def _load_callback_state(self) -> None:
