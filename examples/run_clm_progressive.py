@@ -265,10 +265,9 @@ def load_raw_datasets(data_args: DataTrainingArguments) -> DatasetDict:
     try:
         raw = load_dataset(builder, data_files=files, streaming=data_args.streaming, **options)
     except Exception as error:  # datasets wraps parse errors in several types; one line names the file instead
-        cause = str(error.__cause__ or error).strip().splitlines()[0][:200]
-        raise ValueError(f"Could not read {', '.join(files.values())} as {builder}: {cause}") from error
+        raise ValueError(f"Could not read {', '.join(files.values())} as {builder}: {_first_line(error)}") from error
     for split, dataset in raw.items():
-        columns = dataset.column_names or list(next(iter(dataset)))
+        columns = _column_names(dataset)
         if builder != "text" and data_args.text_column not in columns:
             raise ValueError(
                 f"{files[split]} has no column '{data_args.text_column}' (its columns: "
@@ -282,10 +281,24 @@ def load_raw_datasets(data_args: DataTrainingArguments) -> DatasetDict:
                 f"{data_args.train_file} holds {len(raw['train'])} row(s) of text: too little to hold out "
                 "validation from. Give more text, or a --validation_file."
             )
-        # Hold out a contiguous tail, so validation text is not interleaved with training text.
-        split = raw["train"].train_test_split(test_size=data_args.validation_split_percentage / 100, shuffle=False)
-        raw = DatasetDict(train=split["train"], validation=split["test"])
+        raw = _hold_out_tail(raw["train"], data_args)
     return raw
+
+
+def _hold_out_tail(train: Dataset, data_args: DataTrainingArguments) -> DatasetDict:
+    # A contiguous tail, so validation text is not interleaved with training text.
+    split = train.train_test_split(test_size=data_args.validation_split_percentage / 100, shuffle=False)
+    return DatasetDict(train=split["train"], validation=split["test"])
+
+
+def _first_line(error: Exception) -> str:
+    """The first line of what went wrong inside datasets (which wraps the cause), for a one-line message."""
+    return str(error.__cause__ or error).strip().splitlines()[0][:200]
+
+
+def _column_names(dataset) -> list[str]:
+    # A stream may not know its columns up front: read them off its first row.
+    return dataset.column_names or list(next(iter(dataset)))
 
 
 def _load_named_dataset(data_args: DataTrainingArguments) -> DatasetDict:
@@ -301,11 +314,10 @@ def _load_named_dataset(data_args: DataTrainingArguments) -> DatasetDict:
     try:
         raw = load_dataset(name, data_args.dataset_config_name, streaming=data_args.streaming)
     except Exception as error:  # offline Hub, unknown config, unreadable files: one line that names the dataset
-        cause = str(error.__cause__ or error).strip().splitlines()[0][:200]
-        raise ValueError(f"--dataset_name {name}: could not load it ({cause}).") from error
+        raise ValueError(f"--dataset_name {name}: could not load it ({_first_line(error)}).") from error
     if "train" not in raw:
         raise ValueError(f"--dataset_name {name} has no 'train' split (its splits: {', '.join(raw)}).")
-    columns = raw["train"].column_names or list(next(iter(raw["train"])))  # a stream may not know them up front
+    columns = _column_names(raw["train"])
     if data_args.text_column not in columns:
         raise ValueError(
             f"--dataset_name {name} has no column '{data_args.text_column}' (its columns: {', '.join(columns)}): "
@@ -318,8 +330,7 @@ def _load_named_dataset(data_args: DataTrainingArguments) -> DatasetDict:
     if "validation" not in raw:
         if data_args.streaming:
             raise ValueError(f"--streaming: --dataset_name {name} has no validation split to evaluate on.")
-        split = raw["train"].train_test_split(test_size=data_args.validation_split_percentage / 100, shuffle=False)
-        raw = DatasetDict(train=split["train"], validation=split["test"])
+        raw = _hold_out_tail(raw["train"], data_args)
     return raw
 
 
