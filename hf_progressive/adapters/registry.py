@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from torch import nn
 
 from .base import BlockStackAdapter
@@ -71,33 +73,41 @@ def _first_match(matches, refusal) -> BlockStackAdapter:
     raise ValueError(refusal())
 
 
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The model inside the wrappers training puts around it: PEFT (``get_base_model()``), DDP and DataParallel
-    (``.module``) and ``torch.compile`` (``._orig_mod``), however they are nested."""
+def _wrapper_layers(model: nn.Module) -> Iterator[nn.Module]:
+    """``model``, then each model inside it that training's wrappers hold: PEFT (``get_base_model()``), DDP and
+    DataParallel (``.module``) and ``torch.compile`` (``._orig_mod``), however they are nested; the last one yielded
+    is the model itself."""
     while True:
-        if callable(getattr(model, "get_base_model", None)):  # peft.PeftModel, without importing peft
+        yield model
+        if _is_peft(model):
             inner = model.get_base_model()
         elif isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
             inner = model.module
         elif isinstance(getattr(model, "_orig_mod", None), nn.Module):  # torch.compile's OptimizedModule
             inner = model._orig_mod
         else:
-            return model
+            return
         if inner is model:
-            return model
+            return
         model = inner
+
+
+def _is_peft(model: nn.Module) -> bool:
+    return callable(getattr(model, "get_base_model", None))  # peft.PeftModel, without importing peft
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The model inside the wrappers training puts around it: PEFT (``get_base_model()``), DDP and DataParallel
+    (``.module``) and ``torch.compile`` (``._orig_mod``), however they are nested."""
+    for layer in _wrapper_layers(model):
+        model = layer
+    return model
 
 
 def is_peft_wrapped(model: nn.Module) -> bool:
     """Whether a PEFT wrapper (``peft.PeftModel``, found without importing peft) is around the model, however else
     it is wrapped (DDP, ``torch.compile``)."""
-    while True:
-        if callable(getattr(model, "get_base_model", None)):
-            return True
-        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
-        if not isinstance(inner, nn.Module):
-            return False
-        model = inner
+    return any(_is_peft(layer) for layer in _wrapper_layers(model))
 
 
 def get_adapter(model: nn.Module) -> BlockStackAdapter:
