@@ -181,9 +181,12 @@ def grow(model: nn.Module, to_depth: int, init: str = "random", residual_scale: 
     copied_from = {position: source_position[source] for position, source in copied_from.items()}
 
     # Reserved blocks do not follow model.train()/eval() (see BlockReserve): give them the stack's mode.
+    # They enter without gradients too: per-step zero_grad skips the reserve (hf_progressive.step_overhead).
     mode = adapter.stack_owner(model)[0].training
     for block in taken:
         block.train(mode)
+        for parameter in block.parameters():
+            parameter.grad = None
     replace_contents(adapter.blocks(model), stack)
     if reserved:
         replace_contents(adapter.reserve(model), remaining)

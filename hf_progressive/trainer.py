@@ -44,10 +44,11 @@ from .checkpointing import ResumeTrainerMixin
 from .configuration import progressive_metadata, update_progressive_metadata
 from .distributed import ReplicaCheckCallback, ReserveCommHookCallback
 from .flops import ComputeTracker
-from .growth import GrowthEvent, active_parameters, current_depth, reserve_blocks
+from .growth import GrowthEvent, current_depth, reserve_blocks
 from .hub import ModelCardTrainerMixin
 from .optim import OptimizerTrainerMixin
 from .planning import GrowthPlan, plan_growth
+from .step_overhead import ActiveParameters, ZeroGradOutsideReserve
 from .training_args import allow_unused_parameters
 
 logger = logging.getLogger(__name__)
@@ -102,7 +103,8 @@ class ProgressiveTrainerMixin(ModelCardTrainerMixin, ResumeTrainerMixin, Optimiz
         self.compute: ComputeTracker | None = None
         self._step_loss: tuple[int, torch.Tensor] | None = None  # (step, sum of its micro-batch losses)
         self.growth_callback: GrowthCallback | None = None
-        self._clipped: tuple[int, list[nn.Parameter]] | None = None  # (depth, the parameters clipped at that depth)
+        self._active_parameters = ActiveParameters()  # outside the reserve: what clipping and zero_grad walk
+        self._zero_grad_callback: ZeroGradOutsideReserve | None = None
         if plan is not None:
             self.compute = ComputeTracker(copy.deepcopy(self.model.config), plan.schedule.final_depth)
             self.growth_callback = GrowthCallback(
@@ -116,6 +118,8 @@ class ProgressiveTrainerMixin(ModelCardTrainerMixin, ResumeTrainerMixin, Optimiz
                 lr_warmup_steps=plan.lr_warmup_steps,
             )
             self.add_callback(self.growth_callback)
+            self._zero_grad_callback = ZeroGradOutsideReserve(lambda: self.model_wrapped, self._active_parameters)
+            self.add_callback(self._zero_grad_callback)
             self._refuse_sharded_training()
             if self.args.world_size > 1:
                 self.add_callback(ReserveCommHookCallback(lambda: self.model_wrapped))
@@ -162,7 +166,7 @@ class ProgressiveTrainerMixin(ModelCardTrainerMixin, ResumeTrainerMixin, Optimiz
         input_ids = inputs.get("input_ids") if isinstance(inputs, Mapping) else None  # also BatchEncoding
         if self.compute is None or input_ids is None:
             return super().floating_point_ops(inputs)
-        return self.compute.add(current_depth(self.model), input_ids.numel(), input_ids.shape[-1])
+        return self.compute.add(self._active_parameters.depth(self.model), input_ids.numel(), input_ids.shape[-1])
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         """``Trainer.save_model``, with the growth metadata (history, FLOPs) brought up to date in ``config.json``."""
@@ -177,8 +181,8 @@ class ProgressiveTrainerMixin(ModelCardTrainerMixin, ResumeTrainerMixin, Optimiz
     def _clip_grad_norm(self, model: nn.Module):
         # Private override: Trainer clips `model.parameters()`, a walk through every module of every reserved block
         # on every step (a tenth of a shallow step at width 128), and no hook lets it clip fewer. The reserve has no
-        # gradients: clip the parameters outside it, listed once per depth. Sharded and SageMaker runs keep
-        # Trainer's own path (growth refuses FSDP and DeepSpeed anyway).
+        # gradients: clip the parameters outside it (see hf_progressive.step_overhead). Sharded and SageMaker runs
+        # keep Trainer's own path (growth refuses FSDP and DeepSpeed anyway).
         plain = self.accelerator.distributed_type not in (
             DistributedType.FSDP,
             DistributedType.DEEPSPEED,
@@ -186,10 +190,7 @@ class ProgressiveTrainerMixin(ModelCardTrainerMixin, ResumeTrainerMixin, Optimiz
         )
         if self.growth_plan is None or not plain or (is_sagemaker_mp_enabled() and self.args.fp16):
             return super()._clip_grad_norm(model)
-        depth = current_depth(model)
-        if self._clipped is None or self._clipped[0] != depth:
-            self._clipped = (depth, active_parameters(model))
-        return self.accelerator.clip_grad_norm_(self._clipped[1], self.args.max_grad_norm)
+        return self.accelerator.clip_grad_norm_(self._active_parameters(model), self.args.max_grad_norm)
 
     def save_state(self) -> None:
         # Trainer refreshes callback states only inside checkpoints; keep the growth history current here too.
@@ -216,7 +217,11 @@ class ProgressiveTrainerMixin(ModelCardTrainerMixin, ResumeTrainerMixin, Optimiz
     def train(self, resume_from_checkpoint: str | bool | None = None, *positional, **kwargs):
         """``Trainer.train`` (resuming as :meth:`ResumeTrainerMixin.train` says); with a depth schedule the train
         metrics carry ``flops``, ``flops_fixed_equivalent`` and ``compute_saved``."""
-        output = super().train(resume_from_checkpoint, *positional, **kwargs)
+        try:
+            output = super().train(resume_from_checkpoint, *positional, **kwargs)
+        finally:
+            if self._zero_grad_callback is not None:
+                self._zero_grad_callback.restore()  # also when training raised before on_train_end
         if self.compute is not None:
             output.metrics.update(self._run_compute())
         return output

@@ -258,6 +258,42 @@ def test_the_shallow_phase_trains_and_clips_exactly_like_the_stock_trainer(tmp_p
     assert logs[1] == pytest.approx(logs[0], rel=1e-6)
 
 
+def test_zero_grad_skips_the_reserve_only_while_training(tmp_path):
+    # Trainer's model.zero_grad() walks every reserved module on every step; the trainer shadows it on the model it
+    # steps with one that walks the parameters outside the reserve, and gives the model its own method back after
+    # training, also when training fails. Equal losses with the stock Trainer: the test above.
+    seen = []
+
+    class Probe(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            model.transformer.wte.weight.grad = torch.ones_like(model.transformer.wte.weight)
+            model.zero_grad()
+            reserved = reserved_parameters(model)
+            seen.append(("zero_grad" in vars(model), model.transformer.wte.weight.grad is None, len(reserved)))
+            if state.global_step == 10:
+                raise RuntimeError("interrupted")
+
+    model = tiny_model(1)
+    trainer = ProgressiveTrainer(model=model, args=arguments(tmp_path, depth_schedule="1@0,3@6"))
+    trainer.train_dataset = token_dataset()
+    trainer.add_callback(Probe())
+    with pytest.raises(RuntimeError, match="interrupted"):
+        trainer.train()
+    assert all(patched and zeroed for patched, zeroed, _ in seen) and len(seen) == 10
+    assert [reserved for *_, reserved in seen] == [24] * 6 + [0] * 4
+    assert "zero_grad" not in vars(model)
+
+
+def test_blocks_enter_the_stack_without_gradients():
+    # zero_grad skips the reserve while training: a stray gradient there must not reach the first update.
+    model = tiny_model(1)
+    hf_progressive.reserve_blocks(model, 3)
+    for parameter in reserved_parameters(model):
+        parameter.grad = torch.ones_like(parameter)
+    hf_progressive.grow(model, 3)
+    assert all(p.grad is None for block in model.transformer.h[1:] for p in block.parameters())
+
+
 def test_reserved_blocks_take_the_mode_of_the_stack_when_they_enter_it():
     model = tiny_model(0).train()
     hf_progressive.reserve_blocks(model, 3)
