@@ -64,6 +64,7 @@ from hf_progressive.advice import GrowthAdvice, advise_run
 from hf_progressive.checkpointing import checkpoint_problem, last_complete_checkpoint, weights_problem
 from hf_progressive.data import python_stdlib_corpus, split_documents, train_byte_level_bpe
 from hf_progressive.hub import PLOT_NAME, HubPushError, is_hub_id
+from hf_progressive.kernels import DEFAULT_NAME as TRITON_ATTENTION
 from hf_progressive.outputs import check_output_dir
 from hf_progressive.schedule import DepthSchedule
 from hf_progressive.threads import configure_torch_threads
@@ -138,6 +139,15 @@ class ModelArguments:
         metadata={
             "help": "As in transformers' run_clm.py: settings of a new model's config, e.g. "
             "'num_local_experts=4,num_experts_per_tok=2' (Mixtral) or 'resid_pdrop=0.1'. The depth is the schedule's."
+        },
+    )
+    attn_implementation: str | None = field(
+        default=None,
+        metadata={
+            "help": "Attention of the model and of every block it grows: 'sdpa' (transformers' default), 'eager', "
+            f"'flash_attention_2' (needs flash-attn), or '{TRITON_ATTENTION}': hf_progressive's Triton "
+            "FlashAttention kernel (needs a GPU and triton; falls back to SDPA where it does not apply, e.g. with "
+            "--dropout > 0)."
         },
     )
 
@@ -418,7 +428,13 @@ def _train_shared_tokenizer(model_args, raw: DatasetDict, training_args: Progres
     return tokenizer
 
 
-def build_model(model_args: ModelArguments, training_args: ProgressiveTrainingArguments, tokenizer, block_size: int):
+def build_model(
+    model_args: ModelArguments,
+    training_args: ProgressiveTrainingArguments,
+    tokenizer,
+    block_size: int,
+    attention: dict | None = None,
+):
     """A new model of ``--model_type`` for the depth schedule (the default one when none is given)."""
     if training_args.depth_schedule is None:
         training_args.depth_schedule = DEFAULT_DEPTH_SCHEDULE
@@ -437,7 +453,7 @@ def build_model(model_args: ModelArguments, training_args: ProgressiveTrainingAr
         except ValueError as error:
             raise ValueError(f"--config_overrides {model_args.config_overrides!r}: {error}.") from None
     config = progressive_config(config, str(schedule), training_args.growth_init or "random")
-    model = AutoModelForCausalLM.from_config(config)
+    model = AutoModelForCausalLM.from_config(config, **(attention or {}))
     model.generation_config.max_length = block_size  # generate() stops at the context unless told otherwise
     return model
 
@@ -484,7 +500,23 @@ def new_model_config(model_args: ModelArguments, tokenizer, block_size: int, dep
     return AutoConfig.for_model(model_args.model_type, **settings)
 
 
-def load_model(path: str, block_size: int):
+def attention_choice(model_args: ModelArguments) -> dict:
+    """``attn_implementation=`` for ``from_config``/``from_pretrained`` (nothing: transformers' default); the Triton
+    kernel is registered first, and fails here, before any data work, where it cannot run."""
+    name = model_args.attn_implementation
+    if name is None:
+        return {}
+    if name == TRITON_ATTENTION:
+        from hf_progressive import kernels
+
+        try:
+            kernels.register(name)
+        except RuntimeError as error:
+            raise ValueError(f"--attn_implementation {name}: {error}") from None
+    return {"attn_implementation": name}
+
+
+def load_model(path: str, block_size: int, attention: dict | None = None):
     """``AutoModelForCausalLM.from_pretrained``, refusing a missing folder, a local folder whose weights are cut short
     (naming the file), growth metadata that is not hf_progressive's, and a context shorter than ``block_size`` —
     instead of failing inside safetensors, asking the Hub for a path, or mid-training."""
@@ -494,7 +526,7 @@ def load_model(path: str, block_size: int):
             raise ValueError(f"--model_name_or_path {path}: {problem}.")
     elif not is_hub_id(path):
         raise ValueError(f"--model_name_or_path {path}: no such folder (and not a Hub model id).")
-    model = AutoModelForCausalLM.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, **(attention or {}))
     progressive_metadata(model.config)  # raises, naming config.json and the field, if it is not ours
     context = adapter_for_config(model.config).context_length(model.config)
     if context is not None and block_size > context:
@@ -594,6 +626,15 @@ def summarize(trainer: ProgressiveTrainer, train_metrics: dict, eval_metrics: di
             f"perplexity:            {eval_metrics['perplexity']:.2f}",
         ]
     lines.append(f"final depth:           {current_depth(trainer.model)} blocks")
+    if getattr(trainer.model.config, "_attn_implementation", None) == TRITON_ATTENTION:
+        from hf_progressive import kernels
+
+        calls = kernels.usage()
+        fallbacks = ", ".join(f"{reason} x{count}" for reason, count in calls.items() if reason != "kernel")
+        lines.append(
+            f"attention:             {TRITON_ATTENTION} kernel on {calls.get('kernel', 0)} calls in this process"
+            + (f"; fell back: {fallbacks}" if fallbacks else "; no fallback")
+        )
     if not train_metrics:
         return "\n".join(lines)
     if trainer.args.world_size > 1:
@@ -708,8 +749,13 @@ def prepare(model_args, data_args, training_args) -> tuple[ProgressiveTrainer, s
         resuming=checkpoint is not None,
         sources=[model_args.model_name_or_path, model_args.tokenizer_name],
     )
-    # A model to continue from is checked first: a bad one should not wait for the data to be tokenized.
-    model = load_model(model_args.model_name_or_path, data_args.block_size) if model_args.model_name_or_path else None
+    # The attention and a model to continue from are checked first: neither should wait for the data to be tokenized.
+    attention = attention_choice(model_args)
+    model = (
+        load_model(model_args.model_name_or_path, data_args.block_size, attention)
+        if model_args.model_name_or_path
+        else None
+    )
     raw = load_raw_datasets(data_args)
     tokenizer = build_tokenizer(
         model_args, stream_head(raw, data_args) if data_args.streaming else raw, training_args, checkpoint
@@ -735,7 +781,7 @@ def prepare(model_args, data_args, training_args) -> tuple[ProgressiveTrainer, s
     if data_args.max_eval_samples is not None:
         eval_dataset = eval_dataset.select(range(min(data_args.max_eval_samples, len(eval_dataset))))
     if model is None:
-        model = build_model(model_args, training_args, tokenizer, data_args.block_size)
+        model = build_model(model_args, training_args, tokenizer, data_args.block_size, attention)
     trainer = ProgressiveTrainer(
         model=model,
         args=training_args,

@@ -4,6 +4,10 @@ import os
 import sys
 from pathlib import Path
 
+# The Triton attention kernel runs on CPU tensors only in Triton's interpreter, which triton.jit reads when a kernel
+# (Triton's own tl.zeros among them) is defined: set before anything imports triton (transformers may), so first.
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
 import pytest
 import torch
 from datasets import Dataset

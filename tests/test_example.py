@@ -1,12 +1,14 @@
 """End-to-end runs of examples/run_clm_progressive.py as a user runs it (slow: tens of seconds each)."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import REPO_ROOT, SHAKESPEARE, needs_shared
 
 EXAMPLE = REPO_ROOT / "examples" / "run_clm_progressive.py"
@@ -276,3 +278,28 @@ def test_streaming_a_dataset_folder_trains_and_grows(tmp_path):
     # The embedded corpus is not a stream; a file stream needs a validation file: refused before training.
     refused = run([sys.executable, str(EXAMPLE), "--streaming", "--output_dir", str(tmp_path / "x")], tmp_path, 1, True)
     assert "--streaming streams --dataset_name or --train_file" in refused
+
+
+TRITON_FLAGS = ["--block_size", "32", "--n_embd", "32", "--n_head", "2", "--attn_implementation", "hfp_triton"]
+
+
+@pytest.mark.slow
+def test_the_triton_attention_kernel_trains_grown_blocks_through_the_example(tmp_path):
+    # conftest sets TRITON_INTERPRET=1 (inherited here): the kernel runs on CPU tensors in Triton's interpreter.
+    pytest.importorskip("triton")
+    command = [sys.executable, str(EXAMPLE), *QUICK, "--max_corpus_bytes", "200000", "--depth_schedule", "0@0,2@0.8"]
+    stdout = run([*command, *TRITON_FLAGS, "--output_dir", str(tmp_path / "out")], cwd=tmp_path)
+    # 6 steps after growth x 2 blocks, and one evaluation of 2 batches x 2 blocks; none before growth (0 blocks).
+    assert "attention:             hfp_triton kernel on 16 calls in this process; no fallback" in stdout
+    assert "growth at step 24: 0 -> 2 blocks" in stdout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the kernel can run here")
+def test_the_triton_attention_flag_fails_before_any_work_where_the_kernel_cannot_run(tmp_path):
+    command = [sys.executable, str(EXAMPLE), *QUICK, *TRITON_FLAGS, "--output_dir", str(tmp_path / "out")]
+    result = subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**os.environ, "TRITON_INTERPRET": "0"}
+    )
+    assert result.returncode == 1
+    assert "--attn_implementation hfp_triton: The Triton attention kernel cannot run here" in result.stderr
+    assert "Embedded default corpus" not in result.stdout + result.stderr  # refused before the data was read
