@@ -171,6 +171,15 @@ def test_output_attentions_returns_the_weights_through_a_counted_fallback():
     actual = model(ids, output_attentions=True).attentions
     assert len(actual) == 2 and all(torch.allclose(a, e, atol=1e-6) for a, e in zip(actual, expected))
     assert kernels.usage() == {"eager: output_attentions": 2}
+    # With a 4-D mask of the user's own (two documents in one row; additive, as eager attention takes it), the
+    # weights follow that mask.
+    document = torch.tensor([0] * 4 + [1] * 5)
+    allowed = (document[:, None] == document[None, :]) & torch.ones(9, 9, dtype=torch.bool).tril()
+    mask = torch.zeros(1, 1, 9, 9).masked_fill(~allowed, torch.finfo(torch.float32).min)
+    expected = reference(ids, attention_mask=mask, output_attentions=True).attentions
+    actual = model(ids, attention_mask=mask, output_attentions=True).attentions
+    assert all(torch.allclose(a, e, atol=1e-6) for a, e in zip(actual, expected))
+    assert actual[0][0, 0, 5, :4].abs().sum() == 0  # the second document does not see the first
 
 
 def test_masks_the_kernel_does_not_compute_reach_sdpa_as_4d_masks():

@@ -140,7 +140,8 @@ def attention_forward(
 
     if reason == "output_attentions":
         _count("eager: output_attentions")
-        return reference_attention(query, key, value, causal, scaling, key_keep, dropout, module.training)
+        given = attention_mask if attention_mask is not None and attention_mask.dim() == 4 else None
+        return reference_attention(query, key, value, causal, scaling, key_keep, dropout, module.training, given)
     _count(f"sdpa: {reason}")
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
@@ -226,19 +227,24 @@ def reference_attention(
     key_keep: torch.Tensor | None = None,
     dropout: float = 0.0,
     training: bool = False,
+    attention_mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Plain softmax attention with the kernel's semantics, in PyTorch: ``(output (B, Sq, H, D), weights)``.
 
-    The reference the kernel is tested against, and the fallback that returns attention weights. Rows that see no
-    key (padding) get zero weights.
+    The reference the kernel is tested against, and the fallback that returns attention weights. A 4-D
+    ``attention_mask`` (boolean, ``True`` to attend, or additive) replaces ``causal`` and ``key_keep``, as in SDPA.
+    Rows that see no key (padding) get zero weights.
     """
     groups = query.shape[1] // key.shape[1]
     key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
     scale = query.shape[-1] ** -0.5 if scale is None else scale
     scores = torch.matmul(query, key.transpose(-1, -2)) * scale
-    mask = dense_mask(query, key, key_keep, causal)
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
+    if attention_mask is not None and attention_mask.dtype != torch.bool:
+        scores = scores + attention_mask
+    else:
+        mask = attention_mask if attention_mask is not None else dense_mask(query, key, key_keep, causal)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
     weights = torch.softmax(scores.float(), dim=-1).nan_to_num(0.0).to(value.dtype)
     if dropout > 0.0 and training:
         weights = torch.nn.functional.dropout(weights, p=dropout)
