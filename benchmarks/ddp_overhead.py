@@ -29,11 +29,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from runs import StepTimer
 from shakespeare import DEFAULT_PATH, RandomWindows, load_characters
 from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainerCallback, TrainingArguments, default_data_collator
 from transformers.trainer_callback import PrinterCallback
@@ -45,20 +45,6 @@ from hf_progressive.threads import configure_torch_threads
 
 TARGET_DEPTH = 6
 UNTIMED_STEPS = 5
-
-
-class StepTimer(TrainerCallback):
-    """Wall-clock seconds of every optimizer step, and the depth it ran at."""
-
-    def __init__(self):
-        self.steps: list[tuple[int, float]] = []
-
-    def on_step_begin(self, args, state, control, model=None, **kwargs):
-        self._start = time.perf_counter()
-        self._depth = len(model.transformer.h)
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self.steps.append((self._depth, time.perf_counter() - self._start))
 
 
 class NoCommunication(TrainerCallback):

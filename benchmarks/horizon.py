@@ -29,6 +29,7 @@ import argparse
 import json
 import math
 import os
+import platform
 import statistics
 import sys
 import tempfile
@@ -37,7 +38,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from runs import RunSpec, Settings, train_one
+from runs import RunSpec, Settings, StepTimer, build_trainer, train_one
 from shakespeare import Blocks, RandomWindows
 from transformers import GPT2Config
 
@@ -260,6 +261,93 @@ def work(jobs: list[Job], results: Path) -> None:
         )
 
 
+# ------------------------------------------------------------------------------ step times, interleaved (--timing)
+
+#: Under --results: one JSON per (size, vocabulary, optimizer) with the step times of each phase.
+TIMING_DIR = "timing"
+UNTIMED_STEPS = 3  # the first steps of each run (allocation, first-call dispatch) are not timed
+
+
+def phase_step_times(job: Job, steps: int) -> list[float]:
+    """Seconds of each training step in the phase where ``job`` spends 0.8T: the source depth (reserve attached) of
+    a progressive run, the target depth of a fixed one; the same trainer, optimizer, batch and data as the map."""
+    train_tokens, _ = corpus_tokens(job.vocab)
+    source = job.source_depth
+    settings = Settings(
+        steps=steps + 1,
+        context=CONTEXT,
+        batch=BATCH,
+        optim=job.optim,
+        lr=job.lr,
+        nsgd_norm=job.nsgd_norm,
+        seed=job.seed,
+        evaluations=0,
+        **SIZES[job.size],
+    )
+    # A progressive run grows at the last step: every step before it runs at the source depth, as in its 0.8T.
+    schedule = f"{job.depth}@0" if source is None else f"{source}@0,{job.depth}@{steps}"
+    timer = StepTimer()
+    data = RandomWindows(train_tokens, CONTEXT, settings.steps * BATCH, job.seed)
+    with tempfile.TemporaryDirectory() as scratch:
+        spec = RunSpec(job.kind, schedule, init=job.init)
+        trainer, _ = build_trainer(spec, settings, job.vocab, data, None, scratch, [timer])
+        trainer.train()
+    depth = job.depth if source is None else source
+    return [seconds for step_depth, seconds in timer.steps[UNTIMED_STEPS:] if step_depth == depth]
+
+
+def measure_timing(jobs: list[Job], rounds: int, steps: int, results: Path) -> None:
+    """Median step time of each phase, the three runs of a cell interleaved ``rounds`` times (fixed, 0-block,
+    1-block, fixed, ...), so that whatever else the machine does falls on all three alike; then the time ratio of a
+    progressive run to the fixed one: tau * t_source / t_fixed + (1 - tau) (its deep phase costs what the fixed
+    run's steps cost: benchmarks/ddp_overhead.py measures that within 1%). Evaluation is not counted, as in the
+    map's own ``train_seconds``."""
+    folder = results / TIMING_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    for job in jobs:
+        kinds = {
+            kind: Job(job.size, job.vocab, job.horizon, kind, job.optim, job.lr, job.nsgd_norm)
+            for kind in ("fixed", "zero", "one")
+        }
+        seconds: dict[str, list[float]] = {kind: [] for kind in kinds}
+        for _ in range(rounds):
+            for kind, timed in kinds.items():
+                seconds[kind] += phase_step_times(timed, steps)
+        ms = {kind: 1e3 * statistics.median(values) for kind, values in seconds.items()}
+        ratios = {kind: job.tau * ms[kind] / ms["fixed"] + (1 - job.tau) for kind in ("zero", "one")}
+        record = {
+            "size": job.size,
+            "vocab": job.vocab,
+            "optim": job.optim,
+            "nsgd_norm": job.nsgd_norm if job.optim == "muon_nsgd" else None,
+            "tau": job.tau,
+            "ms_per_step": ms,
+            "time_ratio": ratios,
+            "rounds": rounds,
+            "timed_steps": {kind: len(values) for kind, values in seconds.items()},
+            "torch_threads": torch.get_num_threads(),
+            "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, torch {torch.__version__}",
+            "measured": time.strftime("%Y-%m-%d"),
+        }
+        norm = f"-{job.nsgd_norm}" if job.optim == "muon_nsgd" else ""
+        path = folder / f"{job.size}-v{job.vocab}-{job.optim}{norm}.json"
+        path.write_text(json.dumps(record, indent=1) + "\n")
+        print(
+            f"{job.size} v{job.vocab} {job.optim}{norm}: ms/step fixed {ms['fixed']:.1f}, 0 blocks {ms['zero']:.1f}, "
+            f"1 block {ms['one']:.1f}; time ratio 0->L {ratios['zero']:.2f}, 1->L {ratios['one']:.2f} ({path.name})",
+            flush=True,
+        )
+
+
+def load_timings(results: Path) -> dict[tuple, dict]:
+    """The --timing measurements, keyed like a map row: (size, vocab, optimizer, NSGD norm or None)."""
+    timings = {}
+    for path in sorted((results / TIMING_DIR).glob("*.json")):
+        record = json.loads(path.read_text())
+        timings[(record["size"], record["vocab"], record["optim"], record["nsgd_norm"])] = record
+    return timings
+
+
 # ----------------------------------------------------------------------------------------------- the report
 
 
@@ -267,8 +355,11 @@ def load(results: Path) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in sorted(results.glob("*.json")) if p.stem != "summary"}
 
 
-def cells(runs: dict[str, dict]) -> list[dict]:
-    """One row per (size, vocabulary, horizon, optimizer, seed): gaps of each source against each reference."""
+def cells(runs: dict[str, dict], timings: dict[tuple, dict] | None = None) -> list[dict]:
+    """One row per (size, vocabulary, horizon, optimizer, seed): gaps of each source against each reference.
+
+    Time ratios come from ``timings`` (interleaved step times, --timing) where the cell's size, vocabulary and
+    optimizer were timed (``time_measured``), else from the runs' own training seconds (workers sharing cores)."""
     by_cell: dict[tuple, dict[str, dict]] = {}
     for run in runs.values():
         job = run["job"]
@@ -298,6 +389,8 @@ def cells(runs: dict[str, dict]) -> list[dict]:
             "fixed_train": fixed["final_losses"]["train"],
             "control": val("control"),
         }
+        timing = (timings or {}).get((size, vocab, optim, norm if optim == "muon_nsgd" else None))
+        row["time_measured"] = timing is not None
         for source in ("zero", "one"):
             loss = val(source)
             row[source] = loss
@@ -308,7 +401,9 @@ def cells(runs: dict[str, dict]) -> list[dict]:
             row[f"{source}_gap_fixed"] = loss / row["fixed"] - 1
             row[f"{source}_flops_ratio"] = run["ratios"]["forward_flops"]
             row[f"{source}_nonemb_ratio"] = run["ratios"]["non_embedding"]
-            row[f"{source}_time_ratio"] = run["train_seconds"] / fixed["train_seconds"]
+            row[f"{source}_time_ratio"] = (
+                timing["time_ratio"][source] if timing else run["train_seconds"] / fixed["train_seconds"]
+            )
             if row["control"] is not None:
                 row[f"{source}_gap_control"] = loss / row["control"] - 1
             equal = val(f"equal_{source}")
@@ -364,17 +459,35 @@ def table(rows: list[dict]) -> str:
         first = percent(row.get(f"{source}_gap_fixed")) + (f" ±{spread / 2:.1%}" if spread else "")
         return " / ".join([first] + [percent(row.get(f"{source}_gap_{k}")) for k in ("equal", "control")])
 
-    def pair(row: dict, name: str) -> str:
+    def pair(row: dict, name: str, rough: bool = False) -> str:
         values = [row.get(f"{source}_{name}") for source in ("zero", "one")]
-        return " / ".join("—" if v is None else f"{v:.2f}" for v in values)
+        return " / ".join("—" if v is None else f"{'~' if rough else ''}{v:.2f}" for v in values)
 
     for r in rows:
         fixed = f"{r['fixed']:.3f} ({r['fixed_train']:.3f})"
+        times = pair(r, "time_ratio", rough=not r.get("time_measured"))
         nonemb = f" ({r['zero_nonemb_ratio']:.2f} / {r['one_nonemb_ratio']:.2f})" if r.get("one_nonemb_ratio") else ""
         lines.append(
             f"| {r['size']} | {r['vocab']} | {r['horizon']:g} | {optimizer_name(r)} | {r['steps']} | "
             f"{r['embedding_share']:.0%} | {fixed} | {gaps(r, 'zero')} | {gaps(r, 'one')} | "
-            f"{pair(r, 'flops_ratio')}{nonemb} | {pair(r, 'time_ratio')} | {r.get('seeds', 1)} |"
+            f"{pair(r, 'flops_ratio')}{nonemb} | {times} | {r.get('seeds', 1)} |"
+        )
+    return "\n".join(lines)
+
+
+def sweep_table(rows: list[dict], reference: list[dict]) -> str:
+    """Fixed-depth runs of other optimizer settings, against the main optimizer's fixed run of the same cell."""
+    main = {(r["size"], r["vocab"], r["horizon"]): r["fixed"] for r in reference}
+    lines = [
+        "| size | vocab | tokens/param | optimizer | fixed val (train) | vs Muon-NSGD row 0.02 fixed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in sorted(rows, key=lambda r: (r["size"], r["vocab"], r["horizon"], r["optim"], r["lr"])):
+        base = main.get((r["size"], r["vocab"], r["horizon"]))
+        versus = percent(r["fixed"] / base - 1) if base else "—"
+        lines.append(
+            f"| {r['size']} | {r['vocab']} | {r['horizon']:g} | {optimizer_name(r)} | "
+            f"{r['fixed']:.3f} ({r['fixed_train']:.3f}) | {versus} |"
         )
     return "\n".join(lines)
 
@@ -574,16 +687,26 @@ def update_readme(path: Path, blocks: dict[str, str]) -> None:
 
 def report(results: Path, curves: list[str], readme: Path | None = None) -> None:
     runs = load(results)
-    rows = cells(runs)
+    rows = cells(runs, load_timings(results))
     muon = averaged([r for r in rows if _is_main_optimizer(r)])
     other = averaged([r for r in rows if not _is_main_optimizer(r)])
+    # Optimizer settings tried at fixed depth only (learning-rate sweeps) get a table of their own.
+    fixed_only = [r for r in other if r.get("zero") is None and r.get("one") is None]
+    swept = {(r["size"], r["vocab"], r["horizon"], r["optim"]) for r in fixed_only}
+    sweep = [r for r in other if (r["size"], r["vocab"], r["horizon"], r["optim"]) in swept]
+    other = [r for r in other if r not in fixed_only]
     text = "## Muon-NSGD (row norm), lr 0.02\n\n" + table(muon)
     if other:
         text += "\n\n## Other optimizers\n\n" + table(other)
+    if sweep:
+        text += "\n\n## Fixed depth only (learning-rate sweeps)\n\n" + sweep_table(sweep, muon)
     variants = variants_table(runs)
     text += "\n\n## Levers, growth steps and k-layer sources\n\n" + variants
     if readme is not None:
-        update_readme(readme, {"map": table(muon), "other": table(other), "levers": variants})
+        blocks = {"map": table(muon), "other": table(other), "levers": variants}
+        if sweep:
+            blocks["sweep"] = sweep_table(sweep, muon)
+        update_readme(readme, blocks)
     print(text)
     (results / "summary.md").write_text(text + "\n")
     (results / "summary.json").write_text(json.dumps({"muon_nsgd_row": muon, "other": other}, indent=1))
@@ -631,6 +754,14 @@ def main() -> None:
     parser.add_argument("--curves", nargs="*", default=[], help="cells to plot against FLOPs, as size:vocab:horizon")
     parser.add_argument("--corpus_bytes", type=int, default=CORPUS_BYTES, help="stdlib bytes to use (tests)")
     parser.add_argument("--readme", type=Path, help="with --report: rewrite the tables between horizon markers here")
+    parser.add_argument(
+        "--timing",
+        action="store_true",
+        help="train nothing to the end: time the steps of each phase (fixed, 0-block, 1-block), interleaved, for "
+        "each size and vocabulary, into RESULTS/timing/ (run it on a quiet machine; --report then uses it)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="with --timing: interleaved repetitions")
+    parser.add_argument("--timed_steps", type=int, default=20, help="with --timing: steps per run")
     arguments = parser.parse_args()
     if arguments.report:
         report(arguments.results, arguments.curves, arguments.readme)
@@ -656,6 +787,10 @@ def main() -> None:
         for horizon in arguments.horizons
         for kind in arguments.kinds
     ]
+    if arguments.timing:
+        cells_to_time = {(job.size, job.vocab): job for job in jobs}.values()  # horizons and kinds do not matter
+        measure_timing(list(cells_to_time), arguments.rounds, arguments.timed_steps + UNTIMED_STEPS, arguments.results)
+        return
     if arguments.dry_run:
         for job in jobs:
             print(f"{job.name}: {job.steps} steps")

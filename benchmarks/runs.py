@@ -53,18 +53,31 @@ class TrainingClock(TrainerCallback):
         self.seconds += time.perf_counter() - self._start
 
 
-def train_one(
+class StepTimer(TrainerCallback):
+    """Wall-clock seconds of every optimizer step, with the depth (active blocks) it ran at: read when the step
+    ends, since growth happens in a callback at the beginning of its step, which may run after this one's."""
+
+    def __init__(self):
+        self.steps: list[tuple[int, float]] = []
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        self.steps.append((len(model.transformer.h), time.perf_counter() - self._start))
+
+
+def build_trainer(
     spec: RunSpec,
     settings: Settings,
     vocab_size: int,
     train_dataset,
     eval_dataset,
     output_dir: str,
-    final_datasets: dict | None = None,
-):
-    """Train one run; ``eval_dataset`` gives the validation curve, ``final_datasets`` (name -> dataset) the final
-    losses reported as ``final_losses[name]`` (e.g. a larger validation set and a sample of the training data)."""
-    schedule = DepthSchedule(spec.schedule)
+    callbacks: list[TrainerCallback] = (),
+) -> tuple[ProgressiveTrainer, GPT2Config]:
+    """The ProgressiveTrainer of one run, built at the target depth from ``settings.seed`` (so the fixed-depth run
+    and every progressive run start from the same init); ``settings.evaluations == 0`` evaluates nothing."""
     torch.manual_seed(settings.seed)
     config = GPT2Config(
         vocab_size=vocab_size,
@@ -79,9 +92,8 @@ def train_one(
         bos_token_id=0,
         eos_token_id=0,
     )
-    # Built at the target depth, so the fixed-depth run and every progressive run start from the same init.
     model = GPT2LMHeadModel(config)
-    every = max(1, settings.steps // settings.evaluations)
+    every = max(1, settings.steps // max(1, settings.evaluations))
     args = ProgressiveTrainingArguments(
         output_dir=output_dir,
         max_steps=settings.steps,
@@ -95,7 +107,7 @@ def train_one(
         warmup_steps=settings.warmup,
         depth_schedule=spec.schedule,
         growth_init=spec.init,
-        eval_strategy="steps",
+        eval_strategy="steps" if settings.evaluations else "no",
         eval_steps=every,
         logging_steps=every,
         save_strategy="no",
@@ -108,16 +120,32 @@ def train_one(
         **settings.extra,
     )
     # A fixed-depth run ("6@0") goes through the same trainer and loop, with a one-stage schedule: no growth.
-    clock = TrainingClock()
     trainer = ProgressiveTrainer(
         model=model,
         args=args,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         data_collator=default_data_collator,
-        callbacks=[clock],
+        callbacks=list(callbacks),
     )
     trainer.remove_callback(PrinterCallback)  # the benchmark prints its own summary
+    return trainer, config
+
+
+def train_one(
+    spec: RunSpec,
+    settings: Settings,
+    vocab_size: int,
+    train_dataset,
+    eval_dataset,
+    output_dir: str,
+    final_datasets: dict | None = None,
+):
+    """Train one run; ``eval_dataset`` gives the validation curve, ``final_datasets`` (name -> dataset) the final
+    losses reported as ``final_losses[name]`` (e.g. a larger validation set and a sample of the training data)."""
+    schedule = DepthSchedule(spec.schedule)
+    clock = TrainingClock()
+    trainer, config = build_trainer(spec, settings, vocab_size, train_dataset, eval_dataset, output_dir, [clock])
     metrics = trainer.train().metrics
     final = trainer.evaluate()
     final_losses = {

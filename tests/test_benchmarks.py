@@ -103,10 +103,26 @@ def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
     again = run("horizon.py", *arguments, cwd=tmp_path)  # every run exists: nothing is trained again
     assert "steps, val" not in again
 
+    # Interleaved step times of the three phases feed the report's time ratios instead of the runs' own seconds.
+    timing = ["--timing", "--timed_steps", "3", "--rounds", "1"]
+    timed = run("horizon.py", *arguments, *timing, cwd=tmp_path)
+    assert "steps, val" not in timed and "time ratio 0->L" in timed
+    record = json.loads((results / "timing" / "small-v257-muon_nsgd-row.json").read_text())
+    assert record["timed_steps"] == {"fixed": 4, "zero": 3, "one": 3}
+    ms = record["ms_per_step"]
+    assert 0 < ms["zero"] < ms["fixed"]  # no block runs in the 0-block phase: less work per step, whatever the noise
+    assert record["time_ratio"]["zero"] == pytest.approx(0.8 * ms["zero"] / ms["fixed"] + 0.2)
+    assert record["time_ratio"]["one"] == pytest.approx(0.8 * ms["one"] / ms["fixed"] + 0.2)
+
+    # A fixed-depth run of another optimizer setting alone (a learning-rate sweep) goes to a table of its own.
+    run("horizon.py", *arguments, "--kinds", "fixed", "--optim", "adamw_torch", "--lr", "0.004", cwd=tmp_path)
+    swept = json.loads((results / "small-v257-h1-fixed-adamw_torch-lr0.004-s0.json").read_text())
+
     readme = tmp_path / "README.md"
     readme.write_text(
         "x\n<!-- horizon:map -->\nold\n<!-- /horizon:map -->\n<!-- horizon:other -->\n"
-        "<!-- /horizon:other -->\n<!-- horizon:levers -->\n<!-- /horizon:levers -->\ny\n"
+        "<!-- /horizon:other -->\n<!-- horizon:sweep -->\n<!-- /horizon:sweep -->\n"
+        "<!-- horizon:levers -->\n<!-- /horizon:levers -->\ny\n"
     )
     run(
         "horizon.py",
@@ -124,6 +140,14 @@ def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
     gap = runs["zero"]["final_losses"]["validation"] / fixed - 1
     assert "old" not in text and f"| small | 257 | 1 | Muon-NSGD row 0.02 | {full} |" in text
     assert f"{gap:+.1%}" in text and text.startswith("x\n") and text.endswith("y\n")
+    sweep = text.split("<!-- horizon:sweep -->")[1].split("<!-- /horizon:sweep -->")[0]
+    versus = swept["final_losses"]["validation"] / fixed - 1
+    assert f"| small | 257 | 1 | adamw 0.004 | {swept['final_losses']['validation']:.3f}" in sweep
+    assert f"{versus:+.1%} |" in sweep
+    other = text.split("<!-- horizon:other -->")[1].split("<!-- /horizon:other -->")[0]
+    assert "adamw" not in other  # no growth run at that setting: it is not a row of the optimizer comparison
+    ratios = record["time_ratio"]
+    assert f"| {ratios['zero']:.2f} / {ratios['one']:.2f} | 1 |" in text  # measured: no "~"
     growth_map = json.loads((results / "growth_map.json").read_text())
     assert growth_map["cells"][0]["zero_gap_fixed"] == pytest.approx(gap)
     for figure in ("gaps.png", "curves-small-v257-h1.png", "pareto-small-v257-h1.png"):
