@@ -285,11 +285,13 @@ def phase_step_times(job: Job, steps: int) -> list[float]:
         **SIZES[job.size],
     )
     # A progressive run grows at the last step: every step before it runs at the source depth, as in its 0.8T.
+    # A constant LR (the schedule costs nothing per step): WSD would rightly warn that such a growth step lies in
+    # its decay phase.
     schedule = f"{job.depth}@0" if source is None else f"{source}@0,{job.depth}@{steps}"
     timer = StepTimer()
     data = RandomWindows(train_tokens, CONTEXT, settings.steps * BATCH, job.seed)
     with tempfile.TemporaryDirectory() as scratch:
-        spec = RunSpec(job.kind, schedule, init=job.init)
+        spec = RunSpec(job.kind, schedule, init=job.init, scheduler="constant")
         trainer, _ = build_trainer(spec, settings, job.vocab, data, None, scratch, [timer])
         trainer.train()
     depth = job.depth if source is None else source
