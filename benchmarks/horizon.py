@@ -11,8 +11,8 @@ same order from the same init, with WSD and growth at tau = 0.8T:
 * ``equal_zero`` / ``equal_one``: a fixed-depth model with its own complete WSD and the same total FLOPs (LM head
   and attention included) as the progressive run, i.e. fewer steps: the comparison a user with a budget makes.
 
-Each run is written to its own JSON in ``--results`` and skipped when it is already there (runs are deterministic),
-so the map grows across invocations and several workers can share one queue (a lock file per run):
+Each run is written to its own JSON in ``--results`` and skipped when it is already there (runs are deterministic on
+one machine), so the map grows across invocations and several workers can share one queue (a lock file per run):
 
     OMP_NUM_THREADS=1 python benchmarks/horizon.py --sizes small --vocabs 257 8192 --horizons 10 30 100 &
     OMP_NUM_THREADS=1 python benchmarks/horizon.py --sizes small --vocabs 257 8192 --horizons 10 30 100 &
@@ -26,6 +26,7 @@ files (257 = the 256 bytes and <|endoftext|>, no merges).
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import math
 import os
@@ -149,6 +150,21 @@ class Job:
             return round(T * flops.schedule_compute_ratios(self.config(), schedule, T, CONTEXT).forward_flops)
         return T
 
+    def settings(self, steps: int, evaluations: int) -> Settings:
+        """The map's training settings for this job (a lever applies to growing runs only)."""
+        return Settings(
+            steps=steps,
+            context=CONTEXT,
+            batch=BATCH,
+            optim=self.optim,
+            lr=self.lr,
+            nsgd_norm=self.nsgd_norm,
+            seed=self.seed,
+            evaluations=evaluations,
+            extra=LEVERS[self.lever] if self.source_depth is not None else {},
+            **SIZES[self.size],
+        )
+
 
 #: The whole standard library by default; tests take less (--corpus_bytes).
 CORPUS_BYTES = 10**9
@@ -183,19 +199,7 @@ def corpus_tokens(vocab: int, cache: Path = CACHE) -> tuple[torch.Tensor, torch.
 
 def run_job(job: Job) -> dict:
     train_tokens, validation_tokens = corpus_tokens(job.vocab)
-    size = SIZES[job.size]
-    settings = Settings(
-        steps=job.steps,
-        context=CONTEXT,
-        batch=BATCH,
-        optim=job.optim,
-        lr=job.lr,
-        nsgd_norm=job.nsgd_norm,
-        seed=job.seed,
-        evaluations=20,
-        extra=LEVERS[job.lever] if job.source_depth is not None else {},
-        **size,
-    )
+    settings = job.settings(job.steps, evaluations=20)
     train = RandomWindows(train_tokens, CONTEXT, settings.steps * BATCH, job.seed)
     finals = {
         "validation": Blocks(validation_tokens, CONTEXT, limit=FINAL_BLOCKS),
@@ -216,8 +220,18 @@ def run_job(job: Job) -> dict:
         train_tokens_available=len(train_tokens),
         corpus_bytes=CORPUS_BYTES,
         epochs=settings.steps * BATCH * CONTEXT / len(train_tokens),
+        environment=environment(),
     )
     return result
+
+
+def environment() -> dict[str, str]:
+    """What a run's exact numbers depend on beyond the code: runs are deterministic on one machine, but float
+    rounding differs between CPUs (torch picks kernels by instruction set) and library versions, and training
+    amplifies it (README)."""
+    found = {name: importlib.metadata.version(name) for name in ("torch", "transformers", "accelerate", "tokenizers")}
+    found["cpu"] = f"{platform.machine()}, torch kernels for {torch.backends.cpu.get_cpu_capability()}"
+    return found
 
 
 def claim(path: Path) -> bool:
@@ -273,17 +287,7 @@ def phase_step_times(job: Job, steps: int) -> list[float]:
     a progressive run, the target depth of a fixed one; the same trainer, optimizer, batch and data as the map."""
     train_tokens, _ = corpus_tokens(job.vocab)
     source = job.source_depth
-    settings = Settings(
-        steps=steps + 1,
-        context=CONTEXT,
-        batch=BATCH,
-        optim=job.optim,
-        lr=job.lr,
-        nsgd_norm=job.nsgd_norm,
-        seed=job.seed,
-        evaluations=0,
-        **SIZES[job.size],
-    )
+    settings = job.settings(steps + 1, evaluations=0)
     # A progressive run grows at the last step: every step before it runs at the source depth, as in its 0.8T.
     # A constant LR (the schedule costs nothing per step): WSD would rightly warn that such a growth step lies in
     # its decay phase.

@@ -5,6 +5,8 @@ import subprocess
 import sys
 
 import pytest
+import torch
+import transformers
 from conftest import REPO_ROOT, needs_shared
 
 pytestmark = [
@@ -98,6 +100,10 @@ def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
     assert runs["equal_one"]["settings"]["steps"] == round(full * runs["one"]["ratios"]["forward_flops"])
     assert runs["one"]["growth"][0]["init"] == "copy" and runs["zero"]["growth"][0]["from_depth"] == 0
     assert all(set(r["final_losses"]) == {"validation", "train"} for r in runs.values())
+    # Each run says what trained it (runs are deterministic on one machine and library set only).
+    environment = runs["fixed"]["environment"]
+    assert environment["torch"] == torch.__version__ and environment["transformers"] == transformers.__version__
+    assert environment["cpu"]
     assert first.count("steps, val") == 6
 
     again = run("horizon.py", *arguments, cwd=tmp_path)  # every run exists: nothing is trained again
