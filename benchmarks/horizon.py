@@ -16,6 +16,7 @@ one machine), so the map grows across invocations and several workers can share 
 
     OMP_NUM_THREADS=1 python benchmarks/horizon.py --sizes small --vocabs 257 8192 --horizons 10 30 100 &
     OMP_NUM_THREADS=1 python benchmarks/horizon.py --sizes small --vocabs 257 8192 --horizons 10 30 100 &
+    OMP_NUM_THREADS=1 python benchmarks/horizon.py --timing --vocabs 257 8192   # step times: on a quiet machine
     python benchmarks/horizon.py --report      # tables, figures and hf_progressive/growth_map.json from the JSONs
 
 Corpus: the Python standard library's source (10.7 MB on Python 3.11: code, docstrings and comments; on every
