@@ -188,6 +188,9 @@ def main() -> None:
         command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(options.processes)]
         raise SystemExit(subprocess.call([*command, __file__, *sys.argv[1:]]))
     measure(options)
+    # Rank 0 writes the report while the others would already tear down: a gloo peer gone mid-teardown can abort
+    # rank 0 ("terminate called without an active exception", seen once in CI). Tear down together.
+    dist.barrier()
     dist.destroy_process_group()
 
 
