@@ -499,6 +499,87 @@ def sweep_table(rows: list[dict], reference: list[dict]) -> str:
     return "\n".join(lines)
 
 
+#: Gaps the trend table asks about: where would the fitted gap reach them?
+TREND_TARGETS = (0.01, 0.005)
+SOURCE_NAMES = {"zero": "0→L random", "one": "1→L copy"}
+
+
+def crossing(h1: float, gap1: float, h2: float, gap2: float, target: float) -> dict[str, float | None]:
+    """Tokens/param where a gap measured ``gap1`` at ``h1`` and ``gap2`` at ``h2 > h1`` would reach ``target``.
+
+    Two extrapolations, because two points cannot tell them apart and they disagree by several times: the gap
+    linear in log(horizon) (it falls by the same amount per decade, reaches zero and goes on: the optimistic one)
+    and a power law (it falls by the same factor per decade, never reaching zero). None where the gap does not
+    shrink between the points, or a power law cannot be fitted (a gap that is not positive).
+    """
+    if gap2 <= target:
+        return {"log_linear": h2, "power_law": h2}
+    if gap2 >= gap1:
+        return {"log_linear": None, "power_law": None}
+    decades = math.log(h2 / h1)
+    log_linear = h2 * math.exp((gap2 - target) * decades / (gap1 - gap2))
+    power_law = None
+    if gap2 > 0:
+        exponent = math.log(gap1 / gap2) / decades
+        power_law = h2 * (gap2 / target) ** (1 / exponent)
+    return {"log_linear": log_linear, "power_law": power_law}
+
+
+def trends(rows: list[dict]) -> list[dict]:
+    """Per (size, vocabulary, source): the gap to the fixed run at the two longest measured horizons, and where
+    each extrapolation (:func:`crossing`) would put the gap at each of :data:`TREND_TARGETS`."""
+    fitted = []
+    for size, vocab in sorted({(r["size"], r["vocab"]) for r in rows}):
+        for source in SOURCE_NAMES:
+            points = sorted(
+                (r["horizon"], r[f"{source}_gap_fixed"], r[f"{source}_flops_ratio"])
+                for r in rows
+                if (r["size"], r["vocab"]) == (size, vocab) and r.get(f"{source}_gap_fixed") is not None
+            )
+            if len(points) < 2:
+                continue
+            (h1, gap1, _), (h2, gap2, flops_ratio) = points[-2:]
+            fitted.append(
+                {
+                    "size": size,
+                    "vocab": vocab,
+                    "source": source,
+                    "points": [(h1, gap1), (h2, gap2)],
+                    "flops_ratio": flops_ratio,
+                    "crossings": {target: crossing(h1, gap1, h2, gap2, target) for target in TREND_TARGETS},
+                }
+            )
+    return fitted
+
+
+def _tokens_per_param(value: float | None) -> str:
+    if value is None:
+        return "never"
+    if value >= 1e7:
+        return "> 10M"
+    return f"{float(f'{value:.2g}'):,.0f}"  # two significant figures: a two-point extrapolation is no finer
+
+
+def trends_table(fitted: list[dict]) -> str:
+    lines = [
+        "| size | vocab | source | gap vs fixed at the two longest horizons | "
+        + " | ".join(f"{t:.1%} reached at (log-linear / power law)" for t in TREND_TARGETS)
+        + " | FLOPs saved |",
+        "|---|---|---|---|" + "---|" * len(TREND_TARGETS) + "---|",
+    ]
+    for f in fitted:
+        (h1, gap1), (h2, gap2) = f["points"]
+        reached = [
+            " / ".join(_tokens_per_param(f["crossings"][t][k]) for k in ("log_linear", "power_law"))
+            for t in TREND_TARGETS
+        ]
+        lines.append(
+            f"| {f['size']} | {f['vocab']} | {SOURCE_NAMES[f['source']]} | {percent(gap1)} at {h1:g}, "
+            f"{percent(gap2)} at {h2:g} | " + " | ".join(reached) + f" | {1 - f['flops_ratio']:.0%} |"
+        )
+    return "\n".join(lines)
+
+
 def variants_table(runs: dict[str, dict]) -> str:
     """Levers, other growth steps and k-layer sources, each against the plain run and the fixed run of its cell."""
     plain: dict[tuple, dict] = {}
@@ -703,6 +784,8 @@ def report(results: Path, curves: list[str], readme: Path | None = None) -> None
     sweep = [r for r in other if (r["size"], r["vocab"], r["horizon"], r["optim"]) in swept]
     other = [r for r in other if r not in fixed_only]
     text = "## Muon-NSGD (row norm), lr 0.02\n\n" + table(muon)
+    trend_text = trends_table(trends(muon))
+    text += "\n\n## Trends: where the gap would reach 1% and 0.5%\n\n" + trend_text
     if other:
         text += "\n\n## Other optimizers\n\n" + table(other)
     if sweep:
@@ -710,7 +793,7 @@ def report(results: Path, curves: list[str], readme: Path | None = None) -> None
     variants = variants_table(runs)
     text += "\n\n## Levers, growth steps and k-layer sources\n\n" + variants
     if readme is not None:
-        blocks = {"map": table(muon), "other": table(other), "levers": variants}
+        blocks = {"map": table(muon), "other": table(other), "levers": variants, "trends": trend_text}
         if sweep:
             blocks["sweep"] = sweep_table(sweep, muon)
         update_readme(readme, blocks)

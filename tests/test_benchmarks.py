@@ -128,7 +128,7 @@ def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
     readme.write_text(
         "x\n<!-- horizon:map -->\nold\n<!-- /horizon:map -->\n<!-- horizon:other -->\n"
         "<!-- /horizon:other -->\n<!-- horizon:sweep -->\n<!-- /horizon:sweep -->\n"
-        "<!-- horizon:levers -->\n<!-- /horizon:levers -->\ny\n"
+        "<!-- horizon:levers -->\n<!-- /horizon:levers -->\n<!-- horizon:trends -->\n<!-- /horizon:trends -->\ny\n"
     )
     run(
         "horizon.py",
@@ -152,6 +152,8 @@ def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
     assert f"{versus:+.1%} |" in sweep
     other = text.split("<!-- horizon:other -->")[1].split("<!-- /horizon:other -->")[0]
     assert "adamw" not in other  # no growth run at that setting: it is not a row of the optimizer comparison
+    trends = text.split("<!-- horizon:trends -->")[1].split("<!-- /horizon:trends -->")[0]
+    assert "| size | vocab | source |" in trends  # the table's head: one horizon here, so no fitted row
     ratios = record["time_ratio"]
     assert f"| {ratios['zero']:.2f} / {ratios['one']:.2f} | 1 |" in text  # measured: no "~"
     growth_map = json.loads((results / "growth_map.json").read_text())

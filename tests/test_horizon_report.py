@@ -1,0 +1,57 @@
+"""The growth map's trend fits (benchmarks/horizon.py --report): where a shrinking gap would reach 1% and 0.5%."""
+
+import math
+import sys
+
+import pytest
+from conftest import REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+import horizon  # noqa: E402  (a script beside the package, importable once its folder is on the path)
+
+
+def test_both_extrapolations_pass_through_the_measured_points_and_bracket_the_crossing():
+    h1, gap1, h2, gap2 = 300.0, 0.093, 1000.0, 0.042
+    reached = horizon.crossing(h1, gap1, h2, gap2, target=0.01)
+    # Log-linear: the gap falls by (gap1 - gap2) per factor h2/h1, so 1% lies (0.042 - 0.01) / 0.051 of that
+    # factor beyond h2 (~2,130 tokens/param).
+    assert reached["log_linear"] == pytest.approx(1000 * (1000 / 300) ** ((0.042 - 0.01) / (0.093 - 0.042)))
+    # Power law through both points, evaluated at its crossing, gives the target back.
+    exponent = math.log(gap1 / gap2) / math.log(h2 / h1)
+    assert gap2 * (reached["power_law"] / h2) ** -exponent == pytest.approx(0.01)
+    assert h2 < reached["log_linear"] < reached["power_law"]  # the straight line in log x is the optimistic one
+
+
+def test_a_gap_that_does_not_shrink_never_reaches_the_target_and_one_already_below_it_is_reached():
+    assert horizon.crossing(30, 0.023, 100, 0.026, 0.01) == {"log_linear": None, "power_law": None}
+    assert horizon.crossing(30, 0.02, 100, 0.004, 0.005) == {"log_linear": 100, "power_law": 100}
+    # A gap already negative (the progressive run ahead) has no power law, only the line.
+    assert horizon.crossing(30, 0.02, 100, 0.008, 0.005)["power_law"] is not None
+    assert horizon.crossing(30, 0.02, 100, -0.001, -0.002)["power_law"] is None
+
+
+def test_trends_use_the_two_longest_horizons_of_each_size_vocabulary_and_source():
+    def row(horizon_, zero, one, size="small", vocab=257):
+        return {
+            "size": size,
+            "vocab": vocab,
+            "horizon": horizon_,
+            "zero_gap_fixed": zero,
+            "zero_flops_ratio": 0.3,
+            "one_gap_fixed": one,
+            "one_flops_ratio": 0.47,
+        }
+
+    rows = [row(10, 0.30, 0.05), row(1000, 0.042, 0.06), row(300, 0.093, 0.08), row(10, 0.1, 0.02, vocab=8192)]
+    fitted = horizon.trends(rows)
+    assert [(f["vocab"], f["source"]) for f in fitted] == [(257, "zero"), (257, "one")]  # 8192: one horizon only
+    zero, one = fitted
+    assert zero["points"] == [(300, 0.093), (1000, 0.042)]
+    exponent = math.log(0.08 / 0.06) / math.log(1000 / 300)
+    assert one["crossings"][0.01] == {
+        "log_linear": pytest.approx(1000 * (1000 / 300) ** (0.05 / 0.02)),
+        "power_law": pytest.approx(1000 * 6 ** (1 / exponent)),
+    }
+    text = horizon.trends_table(fitted)
+    assert "| small | 257 | 0→L random | +9.3% at 300, +4.2% at 1000 | 2,100 / " in text
+    assert text.count("| 70% |") == 1 and text.count("| 53% |") == 1
