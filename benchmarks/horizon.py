@@ -508,19 +508,20 @@ def crossing(h1: float, gap1: float, h2: float, gap2: float, target: float) -> d
     """Tokens/param where a gap measured ``gap1`` at ``h1`` and ``gap2`` at ``h2 > h1`` would reach ``target``.
 
     Two extrapolations, because two points cannot tell them apart and they disagree by several times: the gap
-    linear in log(horizon) (it falls by the same amount per decade, reaches zero and goes on: the optimistic one)
-    and a power law (it falls by the same factor per decade, never reaching zero). None where the gap does not
-    shrink between the points, or a power law cannot be fitted (a gap that is not positive).
+    linear in log(horizon) (it falls by the same amount per factor of horizon, reaches zero and goes on: the
+    optimistic one) and a power law (it falls by the same factor per factor of horizon, never reaching zero).
+    None where the gap does not shrink between the points, or a power law cannot be fitted (a gap that is not
+    positive).
     """
     if gap2 <= target:
         return {"log_linear": h2, "power_law": h2}
     if gap2 >= gap1:
         return {"log_linear": None, "power_law": None}
-    decades = math.log(h2 / h1)
-    log_linear = h2 * math.exp((gap2 - target) * decades / (gap1 - gap2))
+    log_span = math.log(h2 / h1)
+    log_linear = h2 * math.exp((gap2 - target) * log_span / (gap1 - gap2))
     power_law = None
     if gap2 > 0:
-        exponent = math.log(gap1 / gap2) / decades
+        exponent = math.log(gap1 / gap2) / log_span
         power_law = h2 * (gap2 / target) ** (1 / exponent)
     return {"log_linear": log_linear, "power_law": power_law}
 

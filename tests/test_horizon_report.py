@@ -25,7 +25,7 @@ def test_both_extrapolations_pass_through_the_measured_points_and_bracket_the_cr
 def test_a_gap_that_does_not_shrink_never_reaches_the_target_and_one_already_below_it_is_reached():
     assert horizon.crossing(30, 0.023, 100, 0.026, 0.01) == {"log_linear": None, "power_law": None}
     assert horizon.crossing(30, 0.02, 100, 0.004, 0.005) == {"log_linear": 100, "power_law": 100}
-    # A gap already negative (the progressive run ahead) has no power law, only the line.
+    # A positive gap has a power law; one already negative (the progressive run ahead) has only the line.
     assert horizon.crossing(30, 0.02, 100, 0.008, 0.005)["power_law"] is not None
     assert horizon.crossing(30, 0.02, 100, -0.001, -0.002)["power_law"] is None
 
