@@ -784,19 +784,23 @@ def report(results: Path, curves: list[str], readme: Path | None = None) -> None
     swept = {(r["size"], r["vocab"], r["horizon"], r["optim"]) for r in fixed_only}
     sweep = [r for r in other if (r["size"], r["vocab"], r["horizon"], r["optim"]) in swept]
     other = [r for r in other if r not in fixed_only]
-    text = "## Muon-NSGD (row norm), lr 0.02\n\n" + table(muon)
-    trend_text = trends_table(trends(muon))
-    text += "\n\n## Trends: where the gap would reach 1% and 0.5%\n\n" + trend_text
-    if other:
-        text += "\n\n## Other optimizers\n\n" + table(other)
+    # Each table is built once: summary.md and the README's marked blocks show the same text.
+    blocks = {
+        "map": table(muon),
+        "trends": trends_table(trends(muon)),
+        "other": table(other),
+        "levers": variants_table(runs),
+    }
     if sweep:
-        text += "\n\n## Fixed depth only (learning-rate sweeps)\n\n" + sweep_table(sweep, muon)
-    variants = variants_table(runs)
-    text += "\n\n## Levers, growth steps and k-layer sources\n\n" + variants
+        blocks["sweep"] = sweep_table(sweep, muon)
+    text = "## Muon-NSGD (row norm), lr 0.02\n\n" + blocks["map"]
+    text += "\n\n## Trends: where the gap would reach 1% and 0.5%\n\n" + blocks["trends"]
+    if other:
+        text += "\n\n## Other optimizers\n\n" + blocks["other"]
+    if sweep:
+        text += "\n\n## Fixed depth only (learning-rate sweeps)\n\n" + blocks["sweep"]
+    text += "\n\n## Levers, growth steps and k-layer sources\n\n" + blocks["levers"]
     if readme is not None:
-        blocks = {"map": table(muon), "other": table(other), "levers": variants, "trends": trend_text}
-        if sweep:
-            blocks["sweep"] = sweep_table(sweep, muon)
         update_readme(readme, blocks)
     print(text)
     (results / "summary.md").write_text(text + "\n")
