@@ -21,7 +21,10 @@ one machine), so the map grows across invocations and several workers can share 
 
 Corpus: the Python standard library's source (10.7 MB on Python 3.11: code, docstrings and comments; on every
 machine, offline), every 20th file held out; byte-level BPE tokenizers of each vocabulary trained on the training
-files (257 = the 256 bytes and <|endoftext|>, no merges).
+files (257 = the 256 bytes and <|endoftext|>, no merges). ``--corpus stdlib_torch`` adds the installed torch's own
+Python (about 40 MB of the pinned 2.13.0 wheel; its tests, vendored code and generated tables left out), for
+horizons where the standard library runs out at large vocabularies; its cells are a map of their own (own
+tokenizers, own losses), reported apart.
 """
 
 from __future__ import annotations
@@ -45,7 +48,13 @@ from shakespeare import Blocks, RandomWindows
 from transformers import GPT2Config
 
 from hf_progressive import DepthSchedule, flops
-from hf_progressive.data import END_OF_TEXT, python_stdlib_corpus, split_documents, train_byte_level_bpe
+from hf_progressive.data import (
+    END_OF_TEXT,
+    python_package_corpus,
+    python_stdlib_corpus,
+    split_documents,
+    train_byte_level_bpe,
+)
 from hf_progressive.threads import configure_torch_threads
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,6 +67,8 @@ SIZES = {
     "medium": dict(width=64, heads=4, depth=4),
 }
 KINDS = ("fixed", "zero", "one", "control", "equal_zero", "equal_one")
+#: The growing kinds of the map and their names in tables and figures.
+SOURCE_NAMES = {"zero": "0→L random", "one": "1→L copy"}
 #: k-layer sources for claims 6 and 8 (PAPER.md): "from{k}_{init}", e.g. from2_copy_last grows 2 -> L.
 SOURCE_KINDS = ("from2_copy_stack", "from2_copy_inter", "from2_copy_last", "from3_copy_stack")
 #: Recipe levers (README "When does growth pay off?"): extra ProgressiveTrainingArguments of the progressive runs.
@@ -72,6 +83,10 @@ LEVERS = {
     "residual_0_warmup": {"growth_residual_scale": 0.0, "growth_lr_warmup_steps": 0.05},
 }
 TAU = 0.8
+#: Corpora: the standard library (the map's), and beside it the pinned torch wheel's own Python for horizons where
+#: the standard library runs out at large vocabularies (8k at 300 tokens/param reads it 6 times).
+CORPORA = {"stdlib": ("stdlib",), "stdlib_torch": ("stdlib", "torch")}
+DEFAULT_CORPUS = "stdlib"
 CONTEXT, BATCH = 64, 32
 CURVE_BLOCKS, FINAL_BLOCKS = 64, 256
 
@@ -88,21 +103,23 @@ class Job:
     seed: int = 0
     lever: str = "none"
     tau: float = TAU
+    corpus: str = DEFAULT_CORPUS
 
     @property
     def name(self) -> str:
         norm = f"-{self.nsgd_norm}" if self.optim == "muon_nsgd" else ""
         lever = "" if self.lever == "none" else f"-{self.lever}"
         tau = "" if self.tau == TAU else f"-tau{self.tau:g}"
+        corpus = "" if self.corpus == DEFAULT_CORPUS else f"-{self.corpus}"
         return (
             f"{self.size}-v{self.vocab}-h{self.horizon:g}-{self.kind}-{self.optim}{norm}-lr{self.lr:g}"
-            f"{lever}{tau}-s{self.seed}"
+            f"{lever}{tau}{corpus}-s{self.seed}"
         )
 
     @property
     def source_depth(self) -> int | None:
         """Blocks before growth, or None for a fixed-depth run."""
-        if self.kind in ("zero", "one"):
+        if self.kind in SOURCE_NAMES:
             return {"zero": 0, "one": 1}[self.kind]
         if self.kind.startswith("from"):
             return int(self.kind[4 : self.kind.index("_")])
@@ -167,18 +184,34 @@ class Job:
         )
 
 
-#: The whole standard library by default; tests take less (--corpus_bytes).
+#: Each source whole by default; tests take less (--corpus_bytes, per source).
 CORPUS_BYTES = 10**9
 
 
-def corpus_tokens(vocab: int, cache: Path = CACHE) -> tuple[torch.Tensor, torch.Tensor]:
-    """Train and validation token streams of the stdlib corpus under a byte-level BPE of ``vocab`` (cached)."""
+def corpus_documents(corpus: str) -> tuple[list[str], list[str]]:
+    """Train and validation documents of a corpus: every 20th file of each of its sources held out."""
+    train, validation = [], []
+    for source in CORPORA[corpus]:
+        documents = (
+            python_stdlib_corpus(max_bytes=CORPUS_BYTES)
+            if source == "stdlib"
+            else python_package_corpus(source, max_bytes=CORPUS_BYTES)
+        )
+        held_in, held_out = split_documents(documents, 0.05)
+        train += held_in
+        validation += held_out
+    return train, validation
+
+
+def corpus_tokens(vocab: int, corpus: str = DEFAULT_CORPUS, cache: Path = CACHE) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train and validation token streams of ``corpus`` under a byte-level BPE of ``vocab`` trained on its
+    training files (cached)."""
     size = "" if CORPUS_BYTES == 10**9 else f"-{CORPUS_BYTES}"
-    path = cache / f"stdlib-bpe{vocab}{size}.pt"
+    path = cache / f"{corpus}-bpe{vocab}{size}.pt"
     if path.exists():
         cached = torch.load(path)
         return cached["train"], cached["validation"]
-    train_docs, validation_docs = split_documents(python_stdlib_corpus(max_bytes=CORPUS_BYTES), 0.05)
+    train_docs, validation_docs = corpus_documents(corpus)
     tokenizer = train_byte_level_bpe(train_docs, vocab_size=vocab)
     if len(tokenizer) != vocab:
         raise RuntimeError(f"the BPE has {len(tokenizer)} tokens, not {vocab}")
@@ -199,7 +232,7 @@ def corpus_tokens(vocab: int, cache: Path = CACHE) -> tuple[torch.Tensor, torch.
 
 
 def run_job(job: Job) -> dict:
-    train_tokens, validation_tokens = corpus_tokens(job.vocab)
+    train_tokens, validation_tokens = corpus_tokens(job.vocab, job.corpus)
     settings = job.settings(job.steps, evaluations=20)
     train = RandomWindows(train_tokens, CONTEXT, settings.steps * BATCH, job.seed)
     finals = {
@@ -314,14 +347,14 @@ def measure_timing(jobs: list[Job], rounds: int, steps: int, results: Path) -> N
     for job in jobs:
         kinds = {
             kind: Job(job.size, job.vocab, job.horizon, kind, job.optim, job.lr, job.nsgd_norm)
-            for kind in ("fixed", "zero", "one")
+            for kind in ("fixed", *SOURCE_NAMES)
         }
         seconds: dict[str, list[float]] = {kind: [] for kind in kinds}
         for _ in range(rounds):
             for kind, timed in kinds.items():
                 seconds[kind] += phase_step_times(timed, steps)
         ms = {kind: 1e3 * statistics.median(values) for kind, values in seconds.items()}
-        ratios = {kind: job.tau * ms[kind] / ms["fixed"] + (1 - job.tau) for kind in ("zero", "one")}
+        ratios = {kind: job.tau * ms[kind] / ms["fixed"] + (1 - job.tau) for kind in SOURCE_NAMES}
         record = {
             "size": job.size,
             "vocab": job.vocab,
@@ -374,7 +407,7 @@ def cells(runs: dict[str, dict], timings: dict[tuple, dict] | None = None) -> li
             continue  # levers, other growth steps and k-layer sources have tables of their own
         by_cell.setdefault(_cell_key(job), {})[job["kind"]] = run
     rows = []
-    for (size, vocab, horizon, optim, lr, norm, seed), kinds in sorted(by_cell.items()):
+    for (size, vocab, horizon, optim, lr, norm, seed, corpus), kinds in sorted(by_cell.items()):
         if "fixed" not in kinds:
             continue
         fixed = kinds["fixed"]
@@ -388,6 +421,7 @@ def cells(runs: dict[str, dict], timings: dict[tuple, dict] | None = None) -> li
             "lr": lr,
             "nsgd_norm": norm if optim == "muon_nsgd" else None,
             "seed": seed,
+            "corpus": corpus,
             "steps": fixed["full_steps"],
             "embedding_share": fixed["embedding_parameters"]
             / (fixed["embedding_parameters"] + fixed["non_embedding_parameters"]),
@@ -398,7 +432,7 @@ def cells(runs: dict[str, dict], timings: dict[tuple, dict] | None = None) -> li
         }
         timing = (timings or {}).get((size, vocab, optim, norm if optim == "muon_nsgd" else None))
         row["time_measured"] = timing is not None
-        for source in ("zero", "one"):
+        for source in SOURCE_NAMES:
             loss = val(source)
             row[source] = loss
             if loss is None:
@@ -425,9 +459,8 @@ def averaged(rows: list[dict]) -> list[dict]:
     """Rows of the same cell over seeds, averaged (numbers) with the seed count and the spread of the 0 -> L gap."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
-        groups.setdefault(tuple(row[k] for k in ("size", "vocab", "horizon", "optim", "lr", "nsgd_norm")), []).append(
-            row
-        )
+        key = tuple(row[k] for k in ("size", "vocab", "horizon", "optim", "lr", "nsgd_norm", "corpus"))
+        groups.setdefault(key, []).append(row)
     merged = []
     for group in groups.values():
         row = dict(group[0])
@@ -436,7 +469,7 @@ def averaged(rows: list[dict]) -> list[dict]:
                 values = [r[name] for r in group if r.get(name) is not None]
                 row[name] = statistics.mean(values) if values else None
         row["seeds"] = len(group)
-        for source in ("zero", "one"):
+        for source in SOURCE_NAMES:
             gaps = [r[f"{source}_gap_fixed"] for r in group if r.get(f"{source}_gap_fixed") is not None]
             row[f"{source}_gap_spread"] = max(gaps) - min(gaps) if len(gaps) > 1 else 0.0
         merged.append(row)
@@ -455,10 +488,10 @@ def optimizer_name(row: dict) -> str:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| size | vocab | tokens/param | optimizer | steps | emb. share | fixed val (train) | 0→L gap: fixed / "
-        "equal-FLOPs / control | 1→L copy gap: fixed / equal-FLOPs / control | FLOPs ratio 0→L / 1→L "
+        "| size | vocab | tokens/param | optimizer | steps | passes | emb. share | fixed val (train) | 0→L gap: "
+        "fixed / equal-FLOPs / control | 1→L copy gap: fixed / equal-FLOPs / control | FLOPs ratio 0→L / 1→L "
         "(non-emb) | time ratio 0→L / 1→L | seeds |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def gaps(row: dict, source: str) -> str:
@@ -467,7 +500,7 @@ def table(rows: list[dict]) -> str:
         return " / ".join([first] + [percent(row.get(f"{source}_gap_{k}")) for k in ("equal", "control")])
 
     def pair(row: dict, name: str, rough: bool = False) -> str:
-        values = [row.get(f"{source}_{name}") for source in ("zero", "one")]
+        values = [row.get(f"{source}_{name}") for source in SOURCE_NAMES]
         return " / ".join("—" if v is None else f"{'~' if rough else ''}{v:.2f}" for v in values)
 
     for r in rows:
@@ -476,7 +509,7 @@ def table(rows: list[dict]) -> str:
         nonemb = f" ({r['zero_nonemb_ratio']:.2f} / {r['one_nonemb_ratio']:.2f})" if r.get("one_nonemb_ratio") else ""
         lines.append(
             f"| {r['size']} | {r['vocab']} | {r['horizon']:g} | {optimizer_name(r)} | {r['steps']} | "
-            f"{r['embedding_share']:.0%} | {fixed} | {gaps(r, 'zero')} | {gaps(r, 'one')} | "
+            f"{r['epochs']:.1f} | {r['embedding_share']:.0%} | {fixed} | {gaps(r, 'zero')} | {gaps(r, 'one')} | "
             f"{pair(r, 'flops_ratio')}{nonemb} | {times} | {r.get('seeds', 1)} |"
         )
     return "\n".join(lines)
@@ -501,7 +534,6 @@ def sweep_table(rows: list[dict], reference: list[dict]) -> str:
 
 #: Gaps the trend table asks about: where would the fitted gap reach them?
 TREND_TARGETS = (0.01, 0.005)
-SOURCE_NAMES = {"zero": "0→L random", "one": "1→L copy"}
 
 
 def crossing(h1: float, gap1: float, h2: float, gap2: float, target: float) -> dict[str, float | None]:
@@ -553,6 +585,19 @@ def trends(rows: list[dict]) -> list[dict]:
     return fitted
 
 
+def corpora_tables(rows: list[dict]) -> str:
+    """The map's table and trends for each corpus other than the standard library (cells of one corpus compare
+    with each other: a corpus brings its own tokenizers and losses)."""
+    parts = []
+    for corpus in sorted({r["corpus"] for r in rows}):
+        mine = averaged([r for r in rows if r["corpus"] == corpus])
+        parts.append(f"Corpus `{corpus}` ({' + '.join(CORPORA[corpus])}):\n\n{table(mine)}")
+        fitted = trends([r for r in mine if _is_main_optimizer(r)])
+        if fitted:
+            parts.append(trends_table(fitted))
+    return "\n\n".join(parts)
+
+
 def _tokens_per_param(value: float | None) -> str:
     if value is None:
         return "never"
@@ -600,14 +645,15 @@ def variants_table(runs: dict[str, dict]) -> str:
         job = run["job"]
         lever, tau = job.get("lever", "none"), job.get("tau", TAU)
         fixed = plain.get(_cell_key(job) + ("fixed",))
-        growing = job["kind"] in ("zero", "one") or job["kind"].startswith("from")
-        if fixed is None or not growing or (lever == "none" and tau == TAU and job["kind"] in ("zero", "one")):
+        growing = job["kind"] in SOURCE_NAMES or job["kind"].startswith("from")
+        if fixed is None or not growing or (lever == "none" and tau == TAU and job["kind"] in SOURCE_NAMES):
             continue
         base = plain.get(_cell_key(job) + (job["kind"],))
         loss, reference = run["final_losses"]["validation"], fixed["final_losses"]["validation"]
         plain_gap = percent(base["final_losses"]["validation"] / reference - 1) if base and base is not run else "—"
+        corpus = "" if _corpus(job) == DEFAULT_CORPUS else f" {_corpus(job)}"
         lines.append(
-            f"| {job['size']} v{job['vocab']} h{job['horizon']:g} | {job['kind']} | {lever} | {tau:g} | "
+            f"| {job['size']} v{job['vocab']} h{job['horizon']:g}{corpus} | {job['kind']} | {lever} | {tau:g} | "
             f"{loss:.4f} ({run['final_losses']['train']:.4f}) | {percent(loss / reference - 1)} | {plain_gap} | "
             f"{run['ratios']['forward_flops']:.2f} |"
         )
@@ -620,7 +666,20 @@ def _is_plain(job: dict) -> bool:
 
 
 def _cell_key(job: dict) -> tuple:
-    return (job["size"], job["vocab"], job["horizon"], job["optim"], job["lr"], job["nsgd_norm"], job["seed"])
+    return (
+        job["size"],
+        job["vocab"],
+        job["horizon"],
+        job["optim"],
+        job["lr"],
+        job["nsgd_norm"],
+        job["seed"],
+        _corpus(job),
+    )
+
+
+def _corpus(job: dict) -> str:
+    return job.get("corpus", DEFAULT_CORPUS)  # runs written before the corpus was a choice: the standard library
 
 
 def plot_gaps(rows: list[dict], path: Path) -> None:
@@ -633,14 +692,14 @@ def plot_gaps(rows: list[dict], path: Path) -> None:
     figure, axes = plt.subplots(1, len(vocabs), figsize=(5.5 * len(vocabs), 4.5), squeeze=False, sharey=True)
     for axis, vocab in zip(axes[0], vocabs):
         for size in SIZES:
-            for source, marker in (("zero", "o"), ("one", "s")):
+            for source, marker in zip(SOURCE_NAMES, "os"):
                 points = sorted(
                     (r["horizon"], r) for r in rows if r["vocab"] == vocab and r["size"] == size and r.get(source)
                 )
                 if not points:
                     continue
                 xs = [h for h, _ in points]
-                label = f"{size} {'0→L' if source == 'zero' else '1→L copy'}"
+                label = f"{size} {SOURCE_NAMES[source]}"
                 (line,) = axis.plot(xs, [r[f"{source}_gap_fixed"] * 100 for _, r in points], marker=marker, label=label)
                 for reference, style in (("equal", "--"), ("control", ":")):
                     ys = [r.get(f"{source}_gap_{reference}") for _, r in points]
@@ -775,8 +834,11 @@ def update_readme(path: Path, blocks: dict[str, str]) -> None:
 
 
 def report(results: Path, curves: list[str], readme: Path | None = None) -> None:
-    runs = load(results)
-    rows = cells(runs, load_timings(results))
+    all_runs = load(results)
+    all_rows = cells(all_runs, load_timings(results))
+    # The map, its figures and the package's growth map are the standard library's; other corpora get a block each.
+    runs = {name: run for name, run in all_runs.items() if _corpus(run["job"]) == DEFAULT_CORPUS}
+    rows = [r for r in all_rows if r["corpus"] == DEFAULT_CORPUS]
     muon = averaged([r for r in rows if _is_main_optimizer(r)])
     other = averaged([r for r in rows if not _is_main_optimizer(r)])
     # Optimizer settings tried at fixed depth only (learning-rate sweeps) get a table of their own.
@@ -789,16 +851,20 @@ def report(results: Path, curves: list[str], readme: Path | None = None) -> None
         "map": table(muon),
         "trends": trends_table(trends(muon)),
         "other": table(other),
-        "levers": variants_table(runs),
+        "levers": variants_table(all_runs),
     }
     if sweep:
         blocks["sweep"] = sweep_table(sweep, muon)
+    larger = [r for r in all_rows if r["corpus"] != DEFAULT_CORPUS]
+    blocks["corpora"] = corpora_tables(larger) if larger else "No cell has run on another corpus yet."
     text = "## Muon-NSGD (row norm), lr 0.02\n\n" + blocks["map"]
     text += "\n\n## Trends: where the gap would reach 1% and 0.5%\n\n" + blocks["trends"]
     if other:
         text += "\n\n## Other optimizers\n\n" + blocks["other"]
     if sweep:
         text += "\n\n## Fixed depth only (learning-rate sweeps)\n\n" + blocks["sweep"]
+    if larger:
+        text += "\n\n## Other corpora\n\n" + blocks["corpora"]
     text += "\n\n## Levers, growth steps and k-layer sources\n\n" + blocks["levers"]
     if readme is not None:
         update_readme(readme, blocks)
@@ -813,7 +879,7 @@ def report(results: Path, curves: list[str], readme: Path | None = None) -> None
         plot_pareto(runs, cell, results / f"pareto-{size}-v{vocab}-h{horizon}.png")
     # The table the package's advice reads (hf_progressive.advice): one entry per measured cell.
     keep = ("size", "vocab", "horizon", "embedding_share", "seeds", "fixed")
-    keep += tuple(f"{s}_{k}" for s in ("zero", "one") for k in ("gap_fixed", "gap_equal", "gap_control", "flops_ratio"))
+    keep += tuple(f"{s}_{k}" for s in SOURCE_NAMES for k in ("gap_fixed", "gap_equal", "gap_control", "flops_ratio"))
     entries = [
         {**{k: r.get(k) for k in keep}, **SIZES[r["size"]], "non_embedding_parameters": _non_embedding(r)}
         for r in muon
@@ -847,7 +913,14 @@ def main() -> None:
     parser.add_argument("--dry_run", action="store_true", help="list the runs (and their steps) without training")
     parser.add_argument("--report", action="store_true", help="train nothing: tables, figures and the growth map")
     parser.add_argument("--curves", nargs="*", default=[], help="cells to plot against FLOPs, as size:vocab:horizon")
-    parser.add_argument("--corpus_bytes", type=int, default=CORPUS_BYTES, help="stdlib bytes to use (tests)")
+    parser.add_argument(
+        "--corpus",
+        default=DEFAULT_CORPUS,
+        choices=sorted(CORPORA),
+        help="stdlib: the standard library's source (the map's); stdlib_torch: with the installed torch's own Python "
+        "beside it (~50 MB), for long horizons at large vocabularies",
+    )
+    parser.add_argument("--corpus_bytes", type=int, default=CORPUS_BYTES, help="bytes to use of each source (tests)")
     parser.add_argument("--readme", type=Path, help="with --report: rewrite the tables between horizon markers here")
     parser.add_argument(
         "--timing",
@@ -875,6 +948,7 @@ def main() -> None:
             seed,
             arguments.lever,
             arguments.tau,
+            arguments.corpus,
         )
         for seed in arguments.seeds
         for size in arguments.sizes

@@ -124,11 +124,20 @@ def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
     run("horizon.py", *arguments, "--kinds", "fixed", "--optim", "adamw_torch", "--lr", "0.004", cwd=tmp_path)
     swept = json.loads((results / "small-v257-h1-fixed-adamw_torch-lr0.004-s0.json").read_text())
 
+    # A cell on another corpus (its own tokenizer and losses) is reported apart from the map.
+    run("horizon.py", *arguments, "--kinds", "fixed", "zero", "--corpus", "stdlib_torch", cwd=tmp_path)
+    other_corpus = {
+        kind: json.loads((results / f"small-v257-h1-{kind}-muon_nsgd-row-lr0.02-stdlib_torch-s0.json").read_text())
+        for kind in ("fixed", "zero")
+    }
+    assert other_corpus["fixed"]["train_tokens_available"] > runs["fixed"]["train_tokens_available"]
+
     readme = tmp_path / "README.md"
     readme.write_text(
         "x\n<!-- horizon:map -->\nold\n<!-- /horizon:map -->\n<!-- horizon:other -->\n"
         "<!-- /horizon:other -->\n<!-- horizon:sweep -->\n<!-- /horizon:sweep -->\n"
-        "<!-- horizon:levers -->\n<!-- /horizon:levers -->\n<!-- horizon:trends -->\n<!-- /horizon:trends -->\ny\n"
+        "<!-- horizon:levers -->\n<!-- /horizon:levers -->\n<!-- horizon:trends -->\n<!-- /horizon:trends -->\n"
+        "<!-- horizon:corpora -->\n<!-- /horizon:corpora -->\ny\n"
     )
     run(
         "horizon.py",
@@ -144,7 +153,8 @@ def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
     text = readme.read_text()
     fixed = runs["fixed"]["final_losses"]["validation"]
     gap = runs["zero"]["final_losses"]["validation"] / fixed - 1
-    assert "old" not in text and f"| small | 257 | 1 | Muon-NSGD row 0.02 | {full} |" in text
+    passes = runs["fixed"]["epochs"]  # how often the fixed run read the training split
+    assert "old" not in text and f"| small | 257 | 1 | Muon-NSGD row 0.02 | {full} | {passes:.1f} |" in text
     assert f"{gap:+.1%}" in text and text.startswith("x\n") and text.endswith("y\n")
     sweep = text.split("<!-- horizon:sweep -->")[1].split("<!-- /horizon:sweep -->")[0]
     versus = swept["final_losses"]["validation"] / fixed - 1
@@ -156,7 +166,14 @@ def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
     assert "| size | vocab | source |" in trends  # the table's head: one horizon here, so no fitted row
     ratios = record["time_ratio"]
     assert f"| {ratios['zero']:.2f} / {ratios['one']:.2f} | 1 |" in text  # measured: no "~"
+    corpora = text.split("<!-- horizon:corpora -->")[1].split("<!-- /horizon:corpora -->")[0]
+    fixed_there = other_corpus["fixed"]["final_losses"]["validation"]
+    gap_there = other_corpus["zero"]["final_losses"]["validation"] / fixed_there - 1
+    assert "Corpus `stdlib_torch`" in corpora and f"| {fixed_there:.3f} (" in corpora and f"{gap_there:+.1%}" in corpora
+    the_map = text.split("<!-- horizon:map -->")[1].split("<!-- /horizon:map -->")[0]
+    assert the_map.count("| small | 257 | 1 |") == 1  # the other corpus's cell is not a second row of the map
     growth_map = json.loads((results / "growth_map.json").read_text())
+    assert len(growth_map["cells"]) == 1  # the package's advice reads the standard library's map only
     assert growth_map["cells"][0]["zero_gap_fixed"] == pytest.approx(gap)
     for figure in ("gaps.png", "curves-small-v257-h1.png", "pareto-small-v257-h1.png"):
         assert (results / figure).stat().st_size > 10_000

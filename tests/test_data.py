@@ -1,6 +1,6 @@
 import pytest
 
-from hf_progressive.data import python_stdlib_corpus, split_documents, train_byte_level_bpe
+from hf_progressive.data import python_package_corpus, python_stdlib_corpus, split_documents, train_byte_level_bpe
 
 
 def test_stdlib_corpus_is_deterministic_real_code():
@@ -8,6 +8,16 @@ def test_stdlib_corpus_is_deterministic_real_code():
     assert documents == python_stdlib_corpus(max_bytes=300_000)
     assert 0 < sum(map(len, documents)) <= 300_000
     assert any("def " in d and '"""' in d for d in documents)
+
+
+def test_package_corpus_reads_an_installed_package_s_own_code_and_names_a_missing_one():
+    documents = python_package_corpus("torch", max_bytes=200_000)
+    assert documents == python_package_corpus("torch", max_bytes=200_000)
+    assert 0 < sum(map(len, documents)) <= 200_000
+    assert any("import torch" in d for d in documents)
+    assert set(documents).isdisjoint(python_stdlib_corpus(max_bytes=200_000))
+    with pytest.raises(ValueError, match="'no_such_package_here' is not an installed package"):
+        python_package_corpus("no_such_package_here")
 
 
 def test_split_holds_out_whole_documents():
