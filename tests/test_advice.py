@@ -50,6 +50,14 @@ def test_interpolates_over_log_horizon_in_the_nearest_vocabulary_and_size():
     assert advice.schedule(6) == "1@0,6@0.8"
 
 
+def test_a_cell_measured_on_the_larger_corpus_is_named_in_the_advice():
+    assert "corpus" not in advise(50_000, 257, tokens=50_000 * 30, growth_map=MAP).nearest  # the standard library
+    larger = {**cell(8192, 300, 0.029, zero_fixed=0.036), "corpus": "stdlib_torch", "passes": 1.2}
+    advice = advise(50_000, 8192, tokens=50_000 * 100, growth_map={"cells": [*MAP["cells"], larger]})
+    assert advice.nearest.endswith("10-300 tokens/param (corpus stdlib and stdlib_torch)")
+    assert advice.outlooks[0].gap_fixed == pytest.approx(0.12 + (0.036 - 0.12) * math.log(10) / math.log(30))
+
+
 def test_outside_the_measured_horizons_uses_the_nearest_end_and_says_so():
     advice = advise(50_000, 8000, tokens=50_000 * 3, growth_map=MAP)
     assert not advice.measured and advice.outlooks[0].gap_fixed == pytest.approx(0.12)

@@ -55,3 +55,20 @@ def test_trends_use_the_two_longest_horizons_of_each_size_vocabulary_and_source(
     text = horizon.trends_table(fitted)
     assert "| small | 257 | 0→L random | +9.3% at 300, +4.2% at 1000 | 2,100 / " in text
     assert text.count("| 70% |") == 1 and text.count("| 53% |") == 1
+
+
+def test_the_package_map_takes_each_cell_from_the_most_complete_then_least_repeated_measurement():
+    def row(corpus, epochs, vocab=8192, horizon_=300.0, equal=0.03, zero=0.036):
+        fields = {name: 0.1 for name in horizon.ADVICE_FIELDS}
+        fields.update(size="small", vocab=vocab, horizon=horizon_, corpus=corpus, epochs=epochs)
+        fields.update(zero_gap_fixed=zero, zero_gap_equal=equal)
+        return fields
+
+    data_limited, larger = row("stdlib", 6.0, zero=0.029), row("stdlib_torch", 1.2)
+    partial = row("stdlib_torch", 0.4, vocab=257, equal=None)  # no equal-FLOPs run yet
+    complete = row("stdlib", 1.5, vocab=257)
+    no_growth = row("stdlib_torch", 0.1, horizon_=10.0, zero=None)  # a fixed-depth run alone is no cell
+    chosen = horizon.advice_cells([data_limited, complete, no_growth, larger, partial])
+    assert chosen == [complete, larger]  # sorted by (size, vocab, horizon); the one with fewer passes wins
+    # Equally complete and equally repeated: the first one listed stays (the standard library's, in report()).
+    assert horizon.advice_cells([data_limited, row("stdlib_torch", 6.0)]) == [data_limited]
