@@ -463,6 +463,10 @@ def averaged(rows: list[dict]) -> list[dict]:
         groups.setdefault(key, []).append(row)
     merged = []
     for group in groups.values():
+        # A seed whose growing runs have not run yet (its fixed run alone) would count as a seed and move the mean
+        # fixed loss away from the one the gaps were measured against; fixed-only cells (sweeps) keep every seed.
+        grown = [r for r in group if any(r.get(f"{s}_gap_fixed") is not None for s in SOURCE_NAMES)]
+        group = grown or group
         row = dict(group[0])
         for name, value in group[0].items():
             if isinstance(value, float) and name not in ("horizon", "lr"):

@@ -72,3 +72,29 @@ def test_the_package_map_takes_each_cell_from_the_most_complete_then_least_repea
     assert chosen == [complete, larger]  # sorted by (size, vocab, horizon); the one with fewer passes wins
     # Equally complete and equally repeated: the first one listed stays (the standard library's, in report()).
     assert horizon.advice_cells([data_limited, row("stdlib_torch", 6.0)]) == [data_limited]
+
+
+def test_a_seed_with_only_its_fixed_run_waits_out_of_the_average_until_a_growing_run_joins_it():
+    def row(seed, fixed, zero=None):
+        gap = None if zero is None else zero / fixed - 1
+        return {
+            "size": "small",
+            "vocab": 8192,
+            "horizon": 300.0,
+            "optim": "muon_nsgd",
+            "lr": 0.02,
+            "nsgd_norm": "row",
+            "corpus": "stdlib_torch",
+            "seed": seed,
+            "fixed": fixed,
+            "zero_gap_fixed": gap,
+            "one_gap_fixed": None,
+        }
+
+    (merged,) = horizon.averaged([row(0, 3.870, zero=4.011), row(1, 3.875)])
+    assert merged["seeds"] == 1 and merged["fixed"] == pytest.approx(3.870)
+    (merged,) = horizon.averaged([row(0, 3.870, zero=4.011), row(1, 3.875, zero=4.010)])
+    assert merged["seeds"] == 2 and merged["fixed"] == pytest.approx(3.8725)
+    assert merged["zero_gap_spread"] == pytest.approx(4.011 / 3.870 - 4.010 / 3.875)
+    # A learning-rate sweep (fixed-depth runs only) keeps every seed.
+    assert horizon.averaged([row(0, 3.9), row(1, 4.0)])[0]["seeds"] == 2
