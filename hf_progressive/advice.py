@@ -3,10 +3,10 @@
 ``growth_map.json`` (written by ``benchmarks/horizon.py --report``) holds, for each measured cell (model size,
 vocabulary, horizon in tokens per non-embedding parameter), the final validation-loss gap of 0 -> L and 1 -> L growth
 at 0.8T against the fixed-depth run of the same steps, against a fixed run of the same FLOPs, and against a fresh deep
-model trained only for the post-growth steps. Where a cell was measured on more than one corpus, the map keeps the
-measurement that repeated its data least (``corpus`` and ``passes`` say which), as users' pretraining runs rarely
-repeat theirs. :func:`advise` finds the cells nearest to a run and interpolates over
-the horizon; README "When does growth pay off?" says how the map was measured and how far it reaches.
+model trained only for the post-growth steps. Where a cell was measured on more than one corpus, the map keeps its
+most complete measurement, and of those the one that repeated its data least (``corpus`` and ``passes`` say which),
+as users' pretraining runs rarely repeat theirs. :func:`advise` finds the cells nearest to a run and interpolates
+over the horizon; README "When does growth pay off?" says how the map was measured and how far it reaches.
 """
 
 from __future__ import annotations
