@@ -869,7 +869,8 @@ def report(results: Path, curves: list[str], readme: Path | None = None) -> None
     # growth map where they measured a cell with fewer passes: advice_cells).
     runs = {name: run for name, run in all_runs.items() if _corpus(run["job"]) == DEFAULT_CORPUS}
     rows = [r for r in all_rows if r["corpus"] == DEFAULT_CORPUS]
-    muon = averaged([r for r in rows if _is_main_optimizer(r)])
+    main_optimizer = averaged([r for r in all_rows if _is_main_optimizer(r)])  # every corpus: the advice reads them
+    muon = [r for r in main_optimizer if r["corpus"] == DEFAULT_CORPUS]
     other = averaged([r for r in rows if not _is_main_optimizer(r)])
     # Optimizer settings tried at fixed depth only (learning-rate sweeps) get a table of their own.
     fixed_only = [r for r in other if r.get("zero") is None and r.get("one") is None]
@@ -916,7 +917,7 @@ def report(results: Path, curves: list[str], readme: Path | None = None) -> None
             **SIZES[r["size"]],
             "non_embedding_parameters": _non_embedding(r),
         }
-        for r in advice_cells(averaged([r for r in all_rows if _is_main_optimizer(r)]))
+        for r in advice_cells(main_optimizer)
     ]
     # Only the committed map feeds the package; a map elsewhere (tests, experiments) keeps its table beside it.
     growth_map = GROWTH_MAP if results.resolve() == RESULTS.resolve() else results / GROWTH_MAP.name
