@@ -476,6 +476,8 @@ def averaged(rows: list[dict]) -> list[dict]:
         for source in SOURCE_NAMES:
             gaps = [r[f"{source}_gap_fixed"] for r in group if r.get(f"{source}_gap_fixed") is not None]
             row[f"{source}_gap_spread"] = max(gaps) - min(gaps) if len(gaps) > 1 else 0.0
+            # A second seed may carry one source only (its other runs not trained): say so instead of one count.
+            row[f"{source}_seeds"] = len(gaps)
         merged.append(row)
     return merged
 
@@ -514,9 +516,20 @@ def table(rows: list[dict]) -> str:
         lines.append(
             f"| {r['size']} | {r['vocab']} | {r['horizon']:g} | {optimizer_name(r)} | {r['steps']} | "
             f"{r['epochs']:.1f} | {r['embedding_share']:.0%} | {fixed} | {gaps(r, 'zero')} | {gaps(r, 'one')} | "
-            f"{pair(r, 'flops_ratio')}{nonemb} | {times} | {r.get('seeds', 1)} |"
+            f"{pair(r, 'flops_ratio')}{nonemb} | {times} | {seed_count(r)} |"
         )
     return "\n".join(lines)
+
+
+def seed_count(row: dict) -> str:
+    """The row's seeds, and each source's own where a source was measured on fewer (e.g. "2 (1→L copy: 1)")."""
+    seeds = row.get("seeds", 1)
+    fewer = [
+        f"{SOURCE_NAMES[source]}: {row[f'{source}_seeds']}"
+        for source in SOURCE_NAMES
+        if 0 < row.get(f"{source}_seeds", seeds) < seeds
+    ]
+    return f"{seeds} ({', '.join(fewer)})" if fewer else str(seeds)
 
 
 def sweep_table(rows: list[dict], reference: list[dict]) -> str:

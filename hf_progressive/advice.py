@@ -18,6 +18,13 @@ from functools import cache
 from importlib import resources
 
 SOURCES = {"zero": 0, "one": 1}
+#: How the advice names a cell's fields ("one_gap_equal" -> "1 -> L vs equal FLOPs").
+QUANTITIES = {
+    "gap_fixed": "vs fixed",
+    "gap_equal": "vs equal FLOPs",
+    "gap_control": "vs the control",
+    "flops_ratio": "FLOPs ratio",
+}
 
 
 @dataclass
@@ -42,6 +49,9 @@ class GrowthAdvice:
     measured: bool  #: whether the run lies inside the map's measured horizons for the nearest vocabulary and size
     nearest: str  #: the cells interpolated, e.g. "small (32 wide, 4 blocks), vocabulary 8192, 30-100 tokens/param"
     outlooks: list[SourceOutlook] = field(default_factory=list)
+    #: Quantities that only one of the two interpolated cells measured (map field -> that cell's horizon): they are
+    #: that cell's value as it is, not an interpolation.
+    one_ended: dict[str, float] = field(default_factory=dict)
 
     @property
     def best(self) -> SourceOutlook | None:
@@ -74,6 +84,12 @@ class GrowthAdvice:
                 f"fixed-depth run of the same steps, {_pct(outlook.gap_equal_flops)} vs a fixed run of the same FLOPs "
                 f"({_ratio(outlook.flops_ratio)} of the FLOPs), {_pct(outlook.gap_control)} vs a fresh deep model "
                 "trained only for the last 20% of the steps."
+            )
+        if self.one_ended:
+            lines.append(
+                "  Read from one cell only (the other end of the interpolation did not measure it): "
+                + ", ".join(f"{_quantity(name)} (the {h:g} tokens/param cell)" for name, h in self.one_ended.items())
+                + "."
             )
         if self.growth_pays:
             lines.append("  Growth is expected to beat a fixed-depth run of the same compute here.")
@@ -131,12 +147,16 @@ def advise(
     if corpora != ["stdlib"]:
         nearest += f" (corpus {' and '.join(corpora)})"
 
+    one_ended: dict[str, float] = {}
+
     def value(name: str) -> float | None:
         low, high = below.get(name), above.get(name)
-        if low is None or high is None:
-            return low if high is None else high
         if below is above:
             return low
+        if low is None or high is None:
+            if (low, high) != (None, None):
+                one_ended[name] = (below if high is None else above)["horizon"]
+            return low if high is None else high
         weight = math.log(horizon / below["horizon"]) / math.log(above["horizon"] / below["horizon"])
         return low + weight * (high - low)
 
@@ -159,6 +179,7 @@ def advise(
         measured=measured,
         nearest=nearest,
         outlooks=outlooks,
+        one_ended=one_ended,
     )
 
 
@@ -174,6 +195,7 @@ def advise_run(config, target_depth: int, tokens: float, context_length: int | N
     for outlook in advice.outlooks:
         schedule = DepthSchedule(f"{outlook.source_depth}@0,{target_depth}@0.8")
         outlook.flops_ratio = schedule_compute_ratios(config, schedule, 1000, context_length).forward_flops
+        advice.one_ended.pop(f"{_source_name(outlook.source_depth)}_flops_ratio", None)  # now this model's own
     return advice
 
 
@@ -181,6 +203,15 @@ def advise_run(config, target_depth: int, tokens: float, context_length: int | N
 def load_growth_map() -> dict:
     """The growth map shipped with the package (``hf_progressive/growth_map.json``)."""
     return json.loads(resources.files("hf_progressive").joinpath("growth_map.json").read_text(encoding="utf-8"))
+
+
+def _source_name(depth: int) -> str:
+    return next(name for name, source_depth in SOURCES.items() if source_depth == depth)
+
+
+def _quantity(name: str) -> str:
+    source, _, quantity = name.partition("_")
+    return f"{SOURCES[source]} -> L {QUANTITIES.get(quantity, quantity)}"
 
 
 def _pct(value: float | None) -> str:

@@ -44,8 +44,10 @@ def test_interpolates_over_log_horizon_in_the_nearest_vocabulary_and_size():
     zero = advice.outlooks[0]
     assert zero.source_depth == 0 and zero.init == "random"
     assert zero.gap_fixed == pytest.approx(0.20) and zero.gap_equal_flops == pytest.approx(0.06)
-    # Only one end knows the 1 -> L source: its value is used as it is.
+    # Only one end knows the 1 -> L source: its value is used as it is, and the advice says so.
     assert advice.outlooks[1].gap_equal_flops == pytest.approx(-0.01)
+    assert advice.one_ended == {"one_gap_fixed": 100, "one_gap_equal": 100}
+    assert "one cell only" in str(advice) and "1 -> L vs equal FLOPs (the 100 tokens/param cell)" in str(advice)
     assert advice.growth_pays and advice.best.source_depth == 1
     assert advice.schedule(6) == "1@0,6@0.8"
 
@@ -62,6 +64,7 @@ def test_outside_the_measured_horizons_uses_the_nearest_end_and_says_so():
     advice = advise(50_000, 8000, tokens=50_000 * 3, growth_map=MAP)
     assert not advice.measured and advice.outlooks[0].gap_fixed == pytest.approx(0.12)
     assert "OUTSIDE" in str(advice)
+    assert advice.one_ended == {} and "one cell only" not in str(advice)  # one cell read: nothing to interpolate
     # The nearest size, not the first one listed: a 400k-parameter model reads the medium cell.
     medium = advise(400_000, 8192, tokens=400_000 * 10, growth_map=MAP)
     assert "medium" in medium.nearest and not medium.growth_pays and medium.schedule(4) == "4@0"

@@ -98,3 +98,27 @@ def test_a_seed_with_only_its_fixed_run_waits_out_of_the_average_until_a_growing
     assert merged["zero_gap_spread"] == pytest.approx(4.011 / 3.870 - 4.010 / 3.875)
     # A learning-rate sweep (fixed-depth runs only) keeps every seed.
     assert horizon.averaged([row(0, 3.9), row(1, 4.0)])[0]["seeds"] == 2
+
+
+def test_a_source_measured_on_fewer_seeds_than_its_cell_says_so_in_the_seeds_column():
+    def row(seed, zero, one):
+        return {
+            "size": "small",
+            "vocab": 32768,
+            "horizon": 100.0,
+            "optim": "muon_nsgd",
+            "lr": 0.02,
+            "nsgd_norm": "row",
+            "corpus": "stdlib_torch",
+            "seed": seed,
+            "fixed": 4.2,
+            "zero_gap_fixed": zero,
+            "one_gap_fixed": one,
+        }
+
+    (merged,) = horizon.averaged([row(0, 0.05, 0.028), row(1, 0.04, None)])  # seed 1's 1 -> L runs not trained
+    assert (merged["seeds"], merged["zero_seeds"], merged["one_seeds"]) == (2, 2, 1)
+    assert merged["one_gap_fixed"] == pytest.approx(0.028) and merged["one_gap_spread"] == 0.0
+    assert horizon.seed_count(merged) == "2 (1→L copy: 1)"
+    (complete,) = horizon.averaged([row(0, 0.05, 0.028), row(1, 0.04, 0.03)])
+    assert horizon.seed_count(complete) == "2"
