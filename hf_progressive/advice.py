@@ -195,7 +195,8 @@ def advise_run(config, target_depth: int, tokens: float, context_length: int | N
     for outlook in advice.outlooks:
         schedule = DepthSchedule(f"{outlook.source_depth}@0,{target_depth}@0.8")
         outlook.flops_ratio = schedule_compute_ratios(config, schedule, 1000, context_length).forward_flops
-        advice.one_ended.pop(f"{_source_name(outlook.source_depth)}_flops_ratio", None)  # now this model's own
+    for source in SOURCES:
+        advice.one_ended.pop(f"{source}_flops_ratio", None)  # the ratios are now this model's own
     return advice
 
 
@@ -203,10 +204,6 @@ def advise_run(config, target_depth: int, tokens: float, context_length: int | N
 def load_growth_map() -> dict:
     """The growth map shipped with the package (``hf_progressive/growth_map.json``)."""
     return json.loads(resources.files("hf_progressive").joinpath("growth_map.json").read_text(encoding="utf-8"))
-
-
-def _source_name(depth: int) -> str:
-    return next(name for name, source_depth in SOURCES.items() if source_depth == depth)
 
 
 def _quantity(name: str) -> str:
