@@ -160,18 +160,21 @@ def advise(
         weight = math.log(horizon / below["horizon"]) / math.log(above["horizon"] / below["horizon"])
         return low + weight * (high - low)
 
-    outlooks = [
-        SourceOutlook(
-            source_depth=depth,
-            init="random" if depth == 0 else "copy",
-            gap_fixed=value(f"{source}_gap_fixed"),
-            gap_equal_flops=value(f"{source}_gap_equal"),
-            gap_control=value(f"{source}_gap_control"),
-            flops_ratio=value(f"{source}_flops_ratio"),
+    outlooks = []
+    for source, depth in SOURCES.items():
+        gap_fixed = value(f"{source}_gap_fixed")
+        if gap_fixed is None:  # this source was not run in the cells read
+            continue
+        outlooks.append(
+            SourceOutlook(
+                source_depth=depth,
+                init="random" if depth == 0 else "copy",
+                gap_fixed=gap_fixed,
+                gap_equal_flops=value(f"{source}_gap_equal"),
+                gap_control=value(f"{source}_gap_control"),
+                flops_ratio=value(f"{source}_flops_ratio"),
+            )
         )
-        for source, depth in SOURCES.items()
-        if value(f"{source}_gap_fixed") is not None
-    ]
     return GrowthAdvice(
         tokens_per_parameter=horizon,
         vocab_size=vocab_size,

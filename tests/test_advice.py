@@ -5,6 +5,7 @@ import math
 import pytest
 from conftest import tiny_config
 
+from hf_progressive import advice as advice_module
 from hf_progressive import advise, advise_run, flops
 from hf_progressive.advice import load_growth_map
 
@@ -24,7 +25,7 @@ def cell(vocab, horizon, zero_equal, n=50_000, size="small", **gaps):
         "one_gap_fixed": gaps.get("one_fixed"),
         "one_gap_equal": gaps.get("one_equal"),
         "one_gap_control": None,
-        "one_flops_ratio": 0.4,
+        "one_flops_ratio": 0.4 if gaps.get("one_fixed") is not None else None,  # no 1 -> L runs, no ratio
     }
 
 
@@ -46,7 +47,7 @@ def test_interpolates_over_log_horizon_in_the_nearest_vocabulary_and_size():
     assert zero.gap_fixed == pytest.approx(0.20) and zero.gap_equal_flops == pytest.approx(0.06)
     # Only one end knows the 1 -> L source: its value is used as it is, and the advice says so.
     assert advice.outlooks[1].gap_equal_flops == pytest.approx(-0.01)
-    assert advice.one_ended == {"one_gap_fixed": 100, "one_gap_equal": 100}
+    assert advice.one_ended == {"one_gap_fixed": 100, "one_gap_equal": 100, "one_flops_ratio": 100}
     assert "one cell only" in str(advice) and "1 -> L vs equal FLOPs (the 100 tokens/param cell)" in str(advice)
     assert advice.growth_pays and advice.best.source_depth == 1
     assert advice.schedule(6) == "1@0,6@0.8"
@@ -69,6 +70,17 @@ def test_outside_the_measured_horizons_uses_the_nearest_end_and_says_so():
     medium = advise(400_000, 8192, tokens=400_000 * 10, growth_map=MAP)
     assert "medium" in medium.nearest and not medium.growth_pays and medium.schedule(4) == "4@0"
     assert "LOSE" in str(medium)
+
+
+def test_advise_run_reports_only_the_measured_quantities_as_one_ended(monkeypatch):
+    # advise_run replaces the cells' FLOP ratios by the config's own: those are no longer read from one cell.
+    monkeypatch.setattr(advice_module, "load_growth_map", lambda: MAP)
+    config = tiny_config(0, vocab_size=257, n_embd=32)
+    advice = advise_run(config, 4, tokens=30 * flops.non_embedding_parameters(config, 4))
+    assert advice.one_ended == {"one_gap_fixed": 100, "one_gap_equal": 100}
+    assert "1 -> L FLOPs" not in str(advice) and "1 -> L vs fixed (the 100 tokens/param cell)" in str(advice)
+    zero_layer, full = (flops.forward_flops_per_token(config, depth, config.n_positions) for depth in (0, 4))
+    assert advice.outlooks[0].flops_ratio == pytest.approx(0.8 * zero_layer / full + 0.2)
 
 
 def test_bad_sizes_are_refused():
