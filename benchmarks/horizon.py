@@ -694,8 +694,9 @@ def variants_table(runs: dict[str, dict]) -> str:
         loss, reference = run["final_losses"]["validation"], fixed["final_losses"]["validation"]
         plain_gap = percent(base["final_losses"]["validation"] / reference - 1) if base and base is not run else "—"
         corpus = "" if _corpus(job) == DEFAULT_CORPUS else f" {_corpus(job)}"
+        seed = f" s{job['seed']}" if job["seed"] else ""  # another seed of a lever: a row of its own
         lines.append(
-            f"| {job['size']} v{job['vocab']} h{job['horizon']:g}{corpus} | {job['kind']} | {lever} | {tau:g} | "
+            f"| {job['size']} v{job['vocab']} h{job['horizon']:g}{corpus}{seed} | {job['kind']} | {lever} | {tau:g} | "
             f"{loss:.4f} ({run['final_losses']['train']:.4f}) | {percent(loss / reference - 1)} | {plain_gap} | "
             f"{run['ratios']['forward_flops']:.2f} |"
         )

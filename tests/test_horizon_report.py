@@ -122,3 +122,26 @@ def test_a_source_measured_on_fewer_seeds_than_its_cell_says_so_in_the_seeds_col
     assert horizon.seed_count(merged) == "2 (1→L copy: 1)"
     (complete,) = horizon.averaged([row(0, 0.05, 0.028), row(1, 0.04, 0.03)])
     assert horizon.seed_count(complete) == "2"
+
+
+def test_each_seed_of_a_lever_is_its_own_row_measured_against_its_own_seeds_runs():
+    def run(kind, seed, validation, lever="none"):
+        job = dict(size="small", vocab=8192, horizon=30.0, optim="muon_nsgd", lr=0.02, nsgd_norm="row", seed=seed)
+        job.update(kind=kind, lever=lever, tau=horizon.TAU, corpus="stdlib_torch")
+        return {
+            "job": job,
+            "final_losses": {"validation": validation, "train": validation - 0.1},
+            "ratios": {"forward_flops": 0.4},
+        }
+
+    runs = [run("fixed", 0, 4.0), run("one", 0, 4.1), run("one", 0, 4.04, "residual_0")]
+    runs += [run("fixed", 1, 5.0), run("one", 1, 5.2), run("one", 1, 5.1, "residual_0")]
+    text = horizon.variants_table({str(number): r for number, r in enumerate(runs)})
+    rows = [line for line in text.splitlines() if "residual_0" in line]
+    assert len(rows) == 2  # the plain runs of the recipe are the map's, not rows here
+    assert rows[0].startswith(
+        "| small v8192 h30 stdlib_torch | one | residual_0 | 0.8 | 4.0400 (3.9400) | +1.0% | +2.5% |"
+    )
+    assert rows[1].startswith(
+        "| small v8192 h30 stdlib_torch s1 | one | residual_0 | 0.8 | 5.1000 (5.0000) | +2.0% | +4.0% |"
+    )
