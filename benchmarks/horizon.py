@@ -608,7 +608,7 @@ def corpora_tables(rows: list[dict]) -> str:
     parts = []
     for corpus in sorted({r["corpus"] for r in rows}):
         mine = averaged([r for r in rows if r["corpus"] == corpus])
-        parts.append(f"Corpus `{corpus}` ({' + '.join(CORPORA[corpus])}):\n\n{table(mine)}")
+        parts.append(f"Corpus `{corpus}` ({corpus_label(corpus)}):\n\n{table(mine)}")
         fitted = trends([r for r in mine if _is_main_optimizer(r)])
         if fitted:
             parts.append(trends_table(fitted))
@@ -721,11 +721,18 @@ def _cell_key(job: dict) -> tuple:
     )
 
 
+def corpus_label(corpus: str) -> str:
+    """What a corpus reads, for tables and figures: "stdlib + torch"."""
+    return " + ".join(CORPORA[corpus])
+
+
 def _corpus(job: dict) -> str:
     return job.get("corpus", DEFAULT_CORPUS)  # runs written before the corpus was a choice: the standard library
 
 
-def plot_gaps(rows: list[dict], path: Path) -> None:
+def plot_gaps(rows: list[dict], path: Path, corpus: str = DEFAULT_CORPUS) -> None:
+    """Gap against tokens per parameter, a panel per vocabulary, a line per size x source (vs fixed, equal FLOPs
+    and the control)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -760,7 +767,7 @@ def plot_gaps(rows: list[dict], path: Path) -> None:
         axis.set(
             xscale="log",
             xlabel="tokens per non-embedding parameter",
-            title=f"vocabulary {vocab}",
+            title=f"vocabulary {vocab}" + ("" if corpus == DEFAULT_CORPUS else f" ({corpus_label(corpus)})"),
             ylabel="final validation-loss gap (%)",
         )
         axis.grid(alpha=0.3)
@@ -770,6 +777,46 @@ def plot_gaps(rows: list[dict], path: Path) -> None:
     plt.close(figure)
 
 
+def parse_cell(spec: str) -> tuple[str, int, float, int, str]:
+    """A ``--curves`` cell, ``size:vocab:horizon[:corpus]``, as (size, vocab, horizon, seed 0, corpus)."""
+    parts = spec.split(":")
+    corpus = parts[3] if len(parts) == 4 else DEFAULT_CORPUS
+    try:
+        size, vocab, horizon = parts[0], int(parts[1]), float(parts[2])
+        if size not in SIZES or len(parts) > 4 or corpus not in CORPORA:
+            raise ValueError
+    except (IndexError, ValueError):
+        raise ValueError(
+            f"--curves {spec!r}: expected size:vocab:horizon[:corpus] with a size in {sorted(SIZES)} and a corpus in "
+            f"{sorted(CORPORA)}, e.g. small:8192:30 or medium:8192:100:stdlib_torch"
+        ) from None
+    return size, vocab, horizon, 0, corpus
+
+
+def cell_runs(runs: dict[str, dict], cell: tuple) -> list[dict]:
+    """The map's runs of one cell (size, vocab, horizon, seed, corpus): the main optimizer, the paper's recipe (no
+    lever, growth at 0.8T); a cell on another corpus or of another optimizer is another measurement."""
+    return [
+        run
+        for run in runs.values()
+        if (*(run["job"][k] for k in ("size", "vocab", "horizon", "seed")), _corpus(run["job"])) == cell
+        and _is_main_optimizer(run["job"])
+        and _is_plain(run["job"])
+    ]
+
+
+def _cell_title(cell: tuple) -> str:
+    size, vocab, horizon, _, corpus = cell
+    corpus = "" if corpus == DEFAULT_CORPUS else f", {corpus_label(corpus)}"
+    return f"{size}, vocabulary {vocab}, {horizon:g} tokens/param{corpus}"
+
+
+def cell_figure_name(kind: str, cell: tuple) -> str:
+    size, vocab, horizon, _, corpus = cell
+    corpus = "" if corpus == DEFAULT_CORPUS else f"-{corpus}"
+    return f"{kind}-{size}-v{vocab}-h{horizon:g}{corpus}.png"
+
+
 def plot_curves(runs: dict[str, dict], cell: tuple, path: Path) -> None:
     """Validation loss against FLOPs for every run of one cell, growth marked."""
     import matplotlib
@@ -777,12 +824,11 @@ def plot_curves(runs: dict[str, dict], cell: tuple, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    size, vocab, horizon, seed = cell
+    mine = cell_runs(runs, cell)
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    for run in runs.values():
+    for run in mine:
         job = run["job"]
-        plain = _is_plain(job) and job["kind"] in KINDS
-        if (job["size"], job["vocab"], job["horizon"], job["seed"]) != cell or not plain or not _is_main_optimizer(job):
+        if job["kind"] not in KINDS:
             continue
         steps = sorted(int(s) for s in run["eval_curve"])
         per_step = {int(s): f for s, f in run["flops_at_step"].items()}
@@ -793,20 +839,12 @@ def plot_curves(runs: dict[str, dict], cell: tuple, path: Path) -> None:
         for growth in run["growth_steps"]:
             nearest = min(known, key=lambda s: abs(s - growth))
             axis.axvline(per_step[nearest], color=line.get_color(), linestyle=":", alpha=0.7)
-    axis.set(
-        xlabel="training FLOPs",
-        ylabel="validation loss",
-        title=f"{size}, vocabulary {vocab}, {horizon:g} tokens/param (dotted: growth)",
-    )
-    fixed = [
-        r["final_losses"]["validation"]
-        for r in runs.values()
-        if r["job"]["kind"] == "fixed"
-        and (r["job"]["size"], r["job"]["vocab"], r["job"]["horizon"], r["job"]["seed"]) == cell
-    ]
-    fixed_final = fixed[0] if fixed else None
-    if fixed_final:
-        axis.set_ylim(fixed_final * 0.97, fixed_final * 1.8)
+    # The curve is evaluated on CURVE_BLOCKS held-out blocks; the tables' final losses on FINAL_BLOCKS.
+    ylabel = f"validation loss ({CURVE_BLOCKS} held-out blocks; tables: {FINAL_BLOCKS})"
+    axis.set(xlabel="training FLOPs", ylabel=ylabel, title=f"{_cell_title(cell)} (dotted: growth)")
+    fixed = [min(r["eval_curve"].values()) for r in mine if r["job"]["kind"] == "fixed"]
+    if fixed:  # from the fixed run's own curve: the early losses of every run would squash the end
+        axis.set_ylim(fixed[0] * 0.97, fixed[0] * 1.8)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()
@@ -822,14 +860,7 @@ def plot_pareto(runs: dict[str, dict], cell: tuple, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    size, vocab, horizon, seed = cell
-    mine = [
-        r
-        for r in runs.values()
-        if (r["job"]["size"], r["job"]["vocab"], r["job"]["horizon"], r["job"]["seed"]) == cell
-        and _is_main_optimizer(r["job"])
-        and _is_plain(r["job"])
-    ]
+    mine = cell_runs(runs, cell)
     if not mine:
         return
     figure, axis = plt.subplots(figsize=(7, 4.5))
@@ -850,7 +881,7 @@ def plot_pareto(runs: dict[str, dict], cell: tuple, path: Path) -> None:
         xscale="log",
         xlabel="training FLOPs (LM head and attention included)",
         ylabel="final validation loss",
-        title=f"{size}, vocabulary {vocab}, {horizon:g} tokens/param: loss vs compute (growth at 0.8T)",
+        title=f"{_cell_title(cell)}: loss vs compute (growth at 0.8T)",
     )
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7)
@@ -876,12 +907,11 @@ def update_readme(path: Path, blocks: dict[str, str]) -> None:
     path.write_text(text)
 
 
-def report(results: Path, curves: list[str], readme: Path | None = None) -> None:
+def report(results: Path, curves: list[tuple], readme: Path | None = None) -> None:
     all_runs = load(results)
     all_rows = cells(all_runs, load_timings(results))
-    # The map and its figures are the standard library's; other corpora get a block each (and feed the package's
-    # growth map where they measured a cell with fewer passes: advice_cells).
-    runs = {name: run for name, run in all_runs.items() if _corpus(run["job"]) == DEFAULT_CORPUS}
+    # The map and its figures are the standard library's; other corpora get a block and a gap figure each (and feed
+    # the package's growth map where they measured a cell with fewer passes: advice_cells).
     rows = [r for r in all_rows if r["corpus"] == DEFAULT_CORPUS]
     main_optimizer = averaged([r for r in all_rows if _is_main_optimizer(r)])  # every corpus: the advice reads them
     muon = [r for r in main_optimizer if r["corpus"] == DEFAULT_CORPUS]
@@ -917,11 +947,11 @@ def report(results: Path, curves: list[str], readme: Path | None = None) -> None
     (results / "summary.md").write_text(text + "\n")
     (results / "summary.json").write_text(json.dumps({"muon_nsgd_row": muon, "other": other}, indent=1))
     plot_gaps(muon, results / "gaps.png")
-    for spec in curves:
-        size, vocab, horizon = spec.split(":")
-        cell = (size, int(vocab), float(horizon), 0)
-        plot_curves(runs, cell, results / f"curves-{size}-v{vocab}-h{horizon}.png")
-        plot_pareto(runs, cell, results / f"pareto-{size}-v{vocab}-h{horizon}.png")
+    for corpus in sorted({r["corpus"] for r in main_optimizer} - {DEFAULT_CORPUS}):  # a figure per corpus, as a table
+        plot_gaps([r for r in main_optimizer if r["corpus"] == corpus], results / f"gaps-{corpus}.png", corpus)
+    for cell in curves:
+        plot_curves(all_runs, cell, results / cell_figure_name("curves", cell))
+        plot_pareto(all_runs, cell, results / cell_figure_name("pareto", cell))
     # The table the package's advice reads (hf_progressive.advice): one entry per measured cell, of any corpus.
     entries = [
         {
@@ -960,7 +990,12 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=RESULTS, help="one JSON per run; existing runs are skipped")
     parser.add_argument("--dry_run", action="store_true", help="list the runs (and their steps) without training")
     parser.add_argument("--report", action="store_true", help="train nothing: tables, figures and the growth map")
-    parser.add_argument("--curves", nargs="*", default=[], help="cells to plot against FLOPs, as size:vocab:horizon")
+    parser.add_argument(
+        "--curves",
+        nargs="*",
+        default=[],
+        help="with --report: cells to plot against FLOPs, as size:vocab:horizon[:corpus] (seed 0)",
+    )
     parser.add_argument(
         "--corpus",
         default=DEFAULT_CORPUS,
@@ -980,7 +1015,11 @@ def main() -> None:
     parser.add_argument("--timed_steps", type=int, default=20, help="with --timing: steps per run")
     arguments = parser.parse_args()
     if arguments.report:
-        report(arguments.results, arguments.curves, arguments.readme)
+        try:
+            curves = [parse_cell(spec) for spec in arguments.curves]
+        except ValueError as error:
+            parser.error(str(error))
+        report(arguments.results, curves, arguments.readme)
         return
     CORPUS_BYTES = arguments.corpus_bytes
     configure_torch_threads()  # OMP_NUM_THREADS when set, else the cores other work leaves free

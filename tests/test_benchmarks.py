@@ -146,6 +146,7 @@ def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
         str(results),
         "--curves",
         "small:257:1",
+        "small:257:1:stdlib_torch",
         "--readme",
         str(readme),
         cwd=tmp_path,
@@ -180,6 +181,13 @@ def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
     assert entry["zero_gap_fixed"] == pytest.approx(gap) and entry["corpus"] == "stdlib"
     assert entry["passes"] == pytest.approx(passes, abs=0.01)
     for figure in ("gaps.png", "curves-small-v257-h1.png", "pareto-small-v257-h1.png"):
+        assert (results / figure).stat().st_size > 10_000
+    # The other corpus gets its own gap figure, and its cell's curves when asked for (the corpus in the name).
+    for figure in (
+        "gaps-stdlib_torch.png",
+        "curves-small-v257-h1-stdlib_torch.png",
+        "pareto-small-v257-h1-stdlib_torch.png",
+    ):
         assert (results / figure).stat().st_size > 10_000
 
 

@@ -145,3 +145,27 @@ def test_each_seed_of_a_lever_is_its_own_row_measured_against_its_own_seeds_runs
     assert rows[1].startswith(
         "| small v8192 h30 stdlib_torch s1 | one | residual_0 | 0.8 | 5.1000 (5.0000) | +2.0% | +4.0% |"
     )
+
+
+def test_a_curves_cell_names_its_corpus_and_bad_specs_say_what_is_valid():
+    assert horizon.parse_cell("small:8192:30") == ("small", 8192, 30.0, 0, horizon.DEFAULT_CORPUS)
+    cell = horizon.parse_cell("medium:8192:100:stdlib_torch")
+    assert cell == ("medium", 8192, 100.0, 0, "stdlib_torch")
+    assert horizon.cell_figure_name("curves", cell) == "curves-medium-v8192-h100-stdlib_torch.png"
+    assert horizon.cell_figure_name("pareto", horizon.parse_cell("small:257:100")) == "pareto-small-v257-h100.png"
+    for bad in ("huge:8192:30", "small:8k:30", "small:8192", "small:8192:30:wikipedia", "small:8192:30:stdlib:x"):
+        with pytest.raises(ValueError, match=r"size:vocab:horizon\[:corpus\].*stdlib_torch"):
+            horizon.parse_cell(bad)
+
+
+def test_a_cells_figures_read_only_its_own_corpus_optimizer_and_recipe():
+    def run(kind, corpus="stdlib_torch", optim="muon_nsgd", lever="none"):
+        job = dict(size="medium", vocab=8192, horizon=100.0, optim=optim, lr=0.02, nsgd_norm="row", seed=0)
+        job.update(kind=kind, lever=lever, tau=horizon.TAU, corpus=corpus)
+        return {"job": job}
+
+    mine = [run("fixed"), run("zero"), run("one")]
+    others = [run("fixed", corpus="stdlib"), run("fixed", optim="adamw_torch"), run("one", lever="residual_0")]
+    runs = {str(number): r for number, r in enumerate(others + mine)}
+    assert horizon.cell_runs(runs, horizon.parse_cell("medium:8192:100:stdlib_torch")) == mine
+    assert horizon.cell_runs(runs, horizon.parse_cell("medium:8192:100")) == [others[0]]
