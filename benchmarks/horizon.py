@@ -881,7 +881,7 @@ def plot_pareto(runs: dict[str, dict], cell: tuple, path: Path) -> None:
         xscale="log",
         xlabel="training FLOPs (LM head and attention included)",
         ylabel="final validation loss",
-        title=f"{_cell_title(cell)}: loss vs compute (growth at 0.8T)",
+        title=f"{_cell_title(cell)}:\nloss vs compute (growth at 0.8T)",
     )
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7)
