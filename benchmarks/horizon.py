@@ -110,7 +110,7 @@ class Job:
         norm = f"-{self.nsgd_norm}" if self.optim == "muon_nsgd" else ""
         lever = "" if self.lever == "none" else f"-{self.lever}"
         tau = "" if self.tau == TAU else f"-tau{self.tau:g}"
-        corpus = "" if self.corpus == DEFAULT_CORPUS else f"-{self.corpus}"
+        corpus = corpus_mark(self.corpus, f"-{self.corpus}")
         return (
             f"{self.size}-v{self.vocab}-h{self.horizon:g}-{self.kind}-{self.optim}{norm}-lr{self.lr:g}"
             f"{lever}{tau}{corpus}-s{self.seed}"
@@ -693,7 +693,7 @@ def variants_table(runs: dict[str, dict]) -> str:
         base = plain.get(_cell_key(job) + (job["kind"],))
         loss, reference = run["final_losses"]["validation"], fixed["final_losses"]["validation"]
         plain_gap = percent(base["final_losses"]["validation"] / reference - 1) if base and base is not run else "—"
-        corpus = "" if _corpus(job) == DEFAULT_CORPUS else f" {_corpus(job)}"
+        corpus = corpus_mark(_corpus(job), f" {_corpus(job)}")
         seed = f" s{job['seed']}" if job["seed"] else ""  # another seed of a lever: a row of its own
         lines.append(
             f"| {job['size']} v{job['vocab']} h{job['horizon']:g}{corpus}{seed} | {job['kind']} | {lever} | {tau:g} | "
@@ -719,6 +719,12 @@ def _cell_key(job: dict) -> tuple:
         job["seed"],
         _corpus(job),
     )
+
+
+def corpus_mark(corpus: str, text: str) -> str:
+    """``text`` for a corpus other than the map's own, nothing for the standard library: names, rows and titles of
+    the map's cells stay as they were before the corpus was a choice."""
+    return "" if corpus == DEFAULT_CORPUS else text
 
 
 def corpus_label(corpus: str) -> str:
@@ -767,7 +773,7 @@ def plot_gaps(rows: list[dict], path: Path, corpus: str = DEFAULT_CORPUS) -> Non
         axis.set(
             xscale="log",
             xlabel="tokens per non-embedding parameter",
-            title=f"vocabulary {vocab}" + ("" if corpus == DEFAULT_CORPUS else f" ({corpus_label(corpus)})"),
+            title=f"vocabulary {vocab}{corpus_mark(corpus, f' ({corpus_label(corpus)})')}",
             ylabel="final validation-loss gap (%)",
         )
         axis.grid(alpha=0.3)
@@ -807,14 +813,12 @@ def cell_runs(runs: dict[str, dict], cell: tuple) -> list[dict]:
 
 def _cell_title(cell: tuple) -> str:
     size, vocab, horizon, _, corpus = cell
-    corpus = "" if corpus == DEFAULT_CORPUS else f", {corpus_label(corpus)}"
-    return f"{size}, vocabulary {vocab}, {horizon:g} tokens/param{corpus}"
+    return f"{size}, vocabulary {vocab}, {horizon:g} tokens/param{corpus_mark(corpus, f', {corpus_label(corpus)}')}"
 
 
 def cell_figure_name(kind: str, cell: tuple) -> str:
     size, vocab, horizon, _, corpus = cell
-    corpus = "" if corpus == DEFAULT_CORPUS else f"-{corpus}"
-    return f"{kind}-{size}-v{vocab}-h{horizon:g}{corpus}.png"
+    return f"{kind}-{size}-v{vocab}-h{horizon:g}{corpus_mark(corpus, f'-{corpus}')}.png"
 
 
 def plot_curves(runs: dict[str, dict], cell: tuple, path: Path) -> None:
