@@ -12,7 +12,9 @@ same order from the same init, with WSD and growth at tau = 0.8T:
   and attention included) as the progressive run, i.e. fewer steps: the comparison a user with a budget makes.
 
 Each run is written to its own JSON in ``--results`` and skipped when it is already there (runs are deterministic on
-one machine), so the map grows across invocations and several workers can share one queue (a lock file per run):
+one machine), so the map grows across invocations and several workers can share one queue (a lock file per run).
+A run cut off (a killed worker, the end of a session) resumes from its newest checkpoint (``--checkpoints``, every
+1,000 steps) when a worker next takes it, and ends where it would have ended uninterrupted — on the same machine:
 
     OMP_NUM_THREADS=1 python benchmarks/horizon.py --sizes small --vocabs 257 8192 --horizons 10 30 100 &
     OMP_NUM_THREADS=1 python benchmarks/horizon.py --sizes small --vocabs 257 8192 --horizons 10 30 100 &
@@ -35,6 +37,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -48,6 +51,7 @@ from shakespeare import Blocks, RandomWindows
 from transformers import GPT2Config
 
 from hf_progressive import DepthSchedule, flops
+from hf_progressive.checkpointing import last_complete_checkpoint
 from hf_progressive.data import (
     END_OF_TEXT,
     python_package_corpus,
@@ -60,6 +64,10 @@ from hf_progressive.threads import configure_torch_threads
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs" / "benchmarks" / "horizon"
 CACHE = REPO / "benchmarks" / "results" / "cache"
+#: Each unfinished run's newest checkpoint (git-ignored): a worker that finds one resumes the run from it.
+CHECKPOINTS = REPO / "benchmarks" / "results" / "unfinished"
+#: Steps between a run's checkpoints (a few minutes of the longest runs here; a save takes well under a second).
+SAVE_STEPS = 1000
 GROWTH_MAP = REPO / "hf_progressive" / "growth_map.json"
 
 SIZES = {
@@ -168,10 +176,11 @@ class Job:
             return round(T * flops.schedule_compute_ratios(self.config(), schedule, T, CONTEXT).forward_flops)
         return T
 
-    def settings(self, steps: int, evaluations: int) -> Settings:
+    def settings(self, steps: int, evaluations: int, save_steps: int = 0) -> Settings:
         """The map's training settings for this job (a lever applies to growing runs only)."""
         return Settings(
             steps=steps,
+            save_steps=save_steps,
             context=CONTEXT,
             batch=BATCH,
             optim=self.optim,
@@ -231,19 +240,24 @@ def corpus_tokens(vocab: int, corpus: str = DEFAULT_CORPUS, cache: Path = CACHE)
     return tokens["train"], tokens["validation"]
 
 
-def run_job(job: Job) -> dict:
+def run_job(job: Job, checkpoints: Path) -> dict:
+    """Train ``job``, checkpointing into ``checkpoints / job.name`` every ``SAVE_STEPS`` steps and resuming from the
+    newest checkpoint found there (a run cut off: the end of a session, a killed worker). Resuming is exact, as any
+    ProgressiveTrainer resume, so a resumed run ends where an uninterrupted one would (tests/test_benchmarks.py)."""
     train_tokens, validation_tokens = corpus_tokens(job.vocab, job.corpus)
-    settings = job.settings(job.steps, evaluations=20)
+    settings = job.settings(job.steps, evaluations=20, save_steps=SAVE_STEPS)
     train = RandomWindows(train_tokens, CONTEXT, settings.steps * BATCH, job.seed)
     finals = {
         "validation": Blocks(validation_tokens, CONTEXT, limit=FINAL_BLOCKS),
         "train": Blocks(train_tokens, CONTEXT, limit=FINAL_BLOCKS),
     }
     spec = RunSpec(job.kind, job.schedule(), init=job.init)
-    with tempfile.TemporaryDirectory() as scratch:
-        result = train_one(
-            spec, settings, job.vocab, train, Blocks(validation_tokens, CONTEXT, CURVE_BLOCKS), scratch, finals
-        )
+    output_dir = checkpoints / job.name
+    if last_complete_checkpoint(output_dir):
+        print(f"{job.name}: resuming from {last_complete_checkpoint(output_dir)}", flush=True)
+    result = train_one(
+        spec, settings, job.vocab, train, Blocks(validation_tokens, CONTEXT, CURVE_BLOCKS), str(output_dir), finals
+    )
     config = job.config()
     result.update(
         job=asdict(job),
@@ -287,7 +301,7 @@ def claim(path: Path) -> bool:
     return True
 
 
-def work(jobs: list[Job], results: Path) -> None:
+def work(jobs: list[Job], results: Path, checkpoints: Path = CHECKPOINTS) -> None:
     results.mkdir(parents=True, exist_ok=True)
     for number, job in enumerate(jobs, 1):
         path = results / f"{job.name}.json"
@@ -295,10 +309,11 @@ def work(jobs: list[Job], results: Path) -> None:
             continue
         started = time.time()
         try:
-            result = run_job(job)
+            result = run_job(job, checkpoints)
             scratch = path.with_suffix(".tmp")
             scratch.write_text(json.dumps(result, indent=1))
             os.replace(scratch, path)
+            shutil.rmtree(checkpoints / job.name, ignore_errors=True)  # only once its result is safely written
         finally:
             path.with_suffix(".lock").unlink(missing_ok=True)
         losses = result["final_losses"]
@@ -992,6 +1007,13 @@ def main() -> None:
     parser.add_argument("--nsgd_norm", default="row", choices=["tensor", "row"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--results", type=Path, default=RESULTS, help="one JSON per run; existing runs are skipped")
+    parser.add_argument(
+        "--checkpoints",
+        type=Path,
+        default=CHECKPOINTS,
+        help=f"each unfinished run's newest checkpoint (every {SAVE_STEPS} steps), resumed by the next worker "
+        "that takes the run; removed once its JSON is written",
+    )
     parser.add_argument("--dry_run", action="store_true", help="list the runs (and their steps) without training")
     parser.add_argument("--report", action="store_true", help="train nothing: tables, figures and the growth map")
     parser.add_argument(
@@ -1055,7 +1077,7 @@ def main() -> None:
         for job in jobs:
             print(f"{job.name}: {job.steps} steps")
         return
-    work(jobs, arguments.results)
+    work(jobs, arguments.results, arguments.checkpoints)
     print("done", file=sys.stderr)
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, TrainerCallback, default_data_collator
 from transformers.trainer_callback import PrinterCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from hf_progressive import DepthSchedule, ProgressiveTrainer, ProgressiveTrainingArguments, flops
+from hf_progressive.checkpointing import last_complete_checkpoint
 
 
 @dataclass(frozen=True)
@@ -35,12 +39,18 @@ class Settings:
     evaluations: int = 40
     seed: int = 0
     nsgd_norm: str = "tensor"  # what README's reproduction Results were measured with (the paper's NSGD)
+    #: a checkpoint every this many steps (the newest kept), so that a run cut off can resume; 0: none
+    save_steps: int = 0
     #: further ProgressiveTrainingArguments (e.g. growth_lr_warmup_steps), applied last
     extra: dict = field(default_factory=dict)
 
 
 class TrainingClock(TrainerCallback):
-    """Wall-clock seconds spent in training steps alone (evaluation excluded)."""
+    """Wall-clock seconds spent in training steps alone (evaluation excluded), carried across a resume: each
+    checkpoint holds the seconds up to its step (``training_clock.json``), since ``trainer_state.json`` has no
+    field for them."""
+
+    FILE = "training_clock.json"
 
     def __init__(self):
         self.seconds = 0.0
@@ -51,6 +61,15 @@ class TrainingClock(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         self.seconds += time.perf_counter() - self._start
+
+    def on_save(self, args, state, control, **kwargs):
+        checkpoint = Path(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+        (checkpoint / self.FILE).write_text(json.dumps({"seconds": self.seconds}))
+
+    def resume(self, checkpoint: str) -> None:
+        """Start from the seconds ``checkpoint`` recorded (NaN if it has none: a save cut off before this file)."""
+        path = Path(checkpoint, self.FILE)
+        self.seconds = json.loads(path.read_text())["seconds"] if path.exists() else float("nan")
 
 
 class StepTimer(TrainerCallback):
@@ -110,7 +129,9 @@ def build_trainer(
         eval_strategy="steps" if settings.evaluations else "no",
         eval_steps=every,
         logging_steps=every,
-        save_strategy="no",
+        save_strategy="steps" if settings.save_steps else "no",
+        save_steps=settings.save_steps or 500,
+        save_total_limit=1,
         report_to="none",
         seed=settings.seed,
         data_seed=settings.seed,
@@ -140,13 +161,22 @@ def train_one(
     eval_dataset,
     output_dir: str,
     final_datasets: dict | None = None,
+    callbacks: list[TrainerCallback] = (),
 ):
     """Train one run; ``eval_dataset`` gives the validation curve, ``final_datasets`` (name -> dataset) the final
-    losses reported as ``final_losses[name]`` (e.g. a larger validation set and a sample of the training data)."""
+    losses reported as ``final_losses[name]`` (e.g. a larger validation set and a sample of the training data).
+
+    With ``settings.save_steps``, a complete checkpoint already in ``output_dir`` (a run cut off) is resumed from —
+    exactly, as any ProgressiveTrainer resume — and ``resumed_from_step`` says from where."""
     schedule = DepthSchedule(spec.schedule)
     clock = TrainingClock()
-    trainer, config = build_trainer(spec, settings, vocab_size, train_dataset, eval_dataset, output_dir, [clock])
-    metrics = trainer.train().metrics
+    trainer, config = build_trainer(
+        spec, settings, vocab_size, train_dataset, eval_dataset, output_dir, [clock, *callbacks]
+    )
+    checkpoint = last_complete_checkpoint(output_dir) if settings.save_steps else None
+    if checkpoint:
+        clock.resume(checkpoint)
+    metrics = trainer.train(resume_from_checkpoint=checkpoint).metrics
     final = trainer.evaluate()
     final_losses = {
         name: trainer.evaluate(dataset, metric_key_prefix=name)[f"{name}_loss"]
@@ -168,6 +198,7 @@ def train_one(
         "growth": trainer.growth_history,
         "growth_steps": [g.step for g in schedule.growth_steps(settings.steps)],
         "train_seconds": clock.seconds,
+        "resumed_from_step": int(checkpoint.rsplit("-", 1)[1]) if checkpoint else None,
         "flops": metrics.get("flops", metrics.get("total_flos")),
         "ratios": asdict(ratios),
     }

@@ -89,7 +89,9 @@ def test_calibration_prints_a_growth_step(tmp_path):
 
 def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
     results = tmp_path / "map"
+    unfinished = tmp_path / "unfinished"
     arguments = ["--vocabs", "257", "--horizons", "1", "--corpus_bytes", "300000", "--results", str(results)]
+    arguments += ["--checkpoints", str(unfinished)]
     first = run("horizon.py", *arguments, cwd=tmp_path)
     runs = {p.stem.split("-")[3]: json.loads(p.read_text()) for p in results.glob("*.json")}
     assert set(runs) == {"fixed", "zero", "one", "control", "equal_zero", "equal_one"}
@@ -105,6 +107,8 @@ def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
     assert environment["torch"] == torch.__version__ and environment["transformers"] == transformers.__version__
     assert environment["cpu"]
     assert first.count("steps, val") == 6
+    assert runs["fixed"]["resumed_from_step"] is None
+    assert unfinished.is_dir() and not list(unfinished.iterdir())  # each run's checkpoints go once its JSON is written
 
     again = run("horizon.py", *arguments, cwd=tmp_path)  # every run exists: nothing is trained again
     assert "steps, val" not in again
