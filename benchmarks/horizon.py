@@ -243,7 +243,8 @@ def corpus_tokens(vocab: int, corpus: str = DEFAULT_CORPUS, cache: Path = CACHE)
 def run_job(job: Job, checkpoints: Path) -> dict:
     """Train ``job``, checkpointing into ``checkpoints / job.name`` every ``SAVE_STEPS`` steps and resuming from the
     newest checkpoint found there (a run cut off: the end of a session, a killed worker). Resuming is exact, as any
-    ProgressiveTrainer resume, so a resumed run ends where an uninterrupted one would (tests/test_benchmarks.py)."""
+    ProgressiveTrainer resume, so a resumed run ends where an uninterrupted one would
+    (tests/test_benchmark_resume.py)."""
     train_tokens, validation_tokens = corpus_tokens(job.vocab, job.corpus)
     settings = job.settings(job.steps, evaluations=20, save_steps=SAVE_STEPS)
     train = RandomWindows(train_tokens, CONTEXT, settings.steps * BATCH, job.seed)
@@ -253,8 +254,8 @@ def run_job(job: Job, checkpoints: Path) -> dict:
     }
     spec = RunSpec(job.kind, job.schedule(), init=job.init)
     output_dir = checkpoints / job.name
-    if last_complete_checkpoint(output_dir):
-        print(f"{job.name}: resuming from {last_complete_checkpoint(output_dir)}", flush=True)
+    if checkpoint := last_complete_checkpoint(output_dir):
+        print(f"{job.name}: resuming from {checkpoint}", flush=True)
     result = train_one(
         spec, settings, job.vocab, train, Blocks(validation_tokens, CONTEXT, CURVE_BLOCKS), str(output_dir), finals
     )

@@ -822,7 +822,8 @@ def too_short_message(split: str, data_args: DataTrainingArguments) -> str:
 
 def main() -> dict:
     """Train, evaluate and save; print the summary. Exits with a one-line error (no traceback) for bad input, and
-    for a failed push after everything is saved."""
+    for a failed push after everything is saved; on several CPU processes, exits 0 itself once everything is saved
+    (:func:`leave_without_interpreter_teardown`)."""
     try:
         model_args, data_args, training_args, comparison_args = parse_arguments()
         setup_logging(training_args)
@@ -914,14 +915,34 @@ def main() -> dict:
             trainer.push_to_hub(**card)  # model, config with growth metadata, tokenizer, card with the loss plot
         except HubPushError as error:
             push_error = error
-    if torch.distributed.is_initialized():
-        # Close the process group on every rank before exit: leaving it to interpreter shutdown can abort a rank
-        # ("terminate called without an active exception") after all the work is done.
-        training_args.distributed_state.wait_for_everyone()
-        torch.distributed.destroy_process_group()
+    closed_gloo = close_process_group(training_args)
     if push_error is not None:
         raise SystemExit(f"error: {push_error}")
+    if closed_gloo:
+        leave_without_interpreter_teardown()
     return summary
+
+
+def close_process_group(training_args) -> bool:
+    """Close the process group on every rank before exit (left to interpreter shutdown, it can abort a rank after
+    all the work is done: "terminate called without an active exception"); True if it was gloo's (CPU processes)."""
+    if not torch.distributed.is_initialized():
+        return False
+    gloo = torch.distributed.get_backend() == "gloo"
+    training_args.distributed_state.wait_for_everyone()
+    torch.distributed.destroy_process_group()
+    return gloo
+
+
+def leave_without_interpreter_teardown() -> None:
+    """Exit 0 at once, every file written and the process group closed. Even after ``destroy_process_group``,
+    gloo's worker threads can abort the interpreter's own teardown (a tensor released without the GIL, as
+    pytorch/pytorch#179291 describes): rank 1 of the 2-process CPU test died so once after a finished run, under
+    load, and benchmarks/ddp_overhead.py's rank 1 in about 1 run in 6 before it left this way too."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def write_fixed_reference(path: str, fingerprint: dict, training_args, eval_metrics: dict, spent: float) -> None:
