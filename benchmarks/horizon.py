@@ -21,6 +21,9 @@ A run cut off (a killed worker, the end of a session) resumes from its newest ch
     OMP_NUM_THREADS=1 python benchmarks/horizon.py --timing --vocabs 257 8192   # step times: on a quiet machine
     python benchmarks/horizon.py --report      # tables, figures and hf_progressive/growth_map.json from the JSONs
 
+This file defines the map (its cells, runs and corpora) and trains it; ``horizon_report.py`` turns the result JSONs
+into tables, the README's blocks and the package's growth map, ``horizon_figures.py`` into figures.
+
 Corpus: the Python standard library's source (10.7 MB on Python 3.11: code, docstrings and comments; on every
 machine, offline), every 20th file held out; byte-level BPE tokenizers of each vocabulary trained on the training
 files (257 = the 256 bytes and <|endoftext|>, no merges). ``--corpus stdlib_torch`` adds the installed torch's own
@@ -34,7 +37,6 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
-import math
 import os
 import platform
 import shutil
@@ -404,327 +406,15 @@ def load_timings(results: Path) -> dict[tuple, dict]:
     return timings
 
 
-# ----------------------------------------------------------------------------------------------- the report
+# ------------------------------------------------------------------------- which runs make up a cell
 
 
-def load(results: Path) -> dict[str, dict]:
-    return {p.stem: json.loads(p.read_text()) for p in sorted(results.glob("*.json")) if p.stem != "summary"}
-
-
-def cells(runs: dict[str, dict], timings: dict[tuple, dict] | None = None) -> list[dict]:
-    """One row per (size, vocabulary, horizon, optimizer, seed): gaps of each source against each reference.
-
-    Time ratios come from ``timings`` (interleaved step times, --timing) where the cell's size, vocabulary and
-    optimizer were timed (``time_measured``), else from the runs' own training seconds (workers sharing cores)."""
-    by_cell: dict[tuple, dict[str, dict]] = {}
-    for run in runs.values():
-        job = run["job"]
-        if not _is_plain(job) or job["kind"] not in KINDS:
-            continue  # levers, other growth steps and k-layer sources have tables of their own
-        by_cell.setdefault(_cell_key(job), {})[job["kind"]] = run
-    rows = []
-    for (size, vocab, horizon, optim, lr, norm, seed, corpus), kinds in sorted(by_cell.items()):
-        if "fixed" not in kinds:
-            continue
-        fixed = kinds["fixed"]
-        losses = {kind: run["final_losses"]["validation"] for kind, run in kinds.items()}
-        val = losses.get
-        row = {
-            "size": size,
-            "vocab": vocab,
-            "horizon": horizon,
-            "optim": optim,
-            "lr": lr,
-            "nsgd_norm": norm if optim == "muon_nsgd" else None,
-            "seed": seed,
-            "corpus": corpus,
-            "steps": fixed["full_steps"],
-            "embedding_share": fixed["embedding_parameters"]
-            / (fixed["embedding_parameters"] + fixed["non_embedding_parameters"]),
-            "epochs": fixed["epochs"],
-            "fixed": val("fixed"),
-            "fixed_train": fixed["final_losses"]["train"],
-            "control": val("control"),
-        }
-        timing = (timings or {}).get((size, vocab, optim, norm if optim == "muon_nsgd" else None))
-        row["time_measured"] = timing is not None
-        for source in SOURCE_NAMES:
-            loss = val(source)
-            row[source] = loss
-            if loss is None:
-                continue
-            run = kinds[source]
-            row[f"{source}_train"] = run["final_losses"]["train"]
-            row[f"{source}_gap_fixed"] = loss / row["fixed"] - 1
-            row[f"{source}_flops_ratio"] = run["ratios"]["forward_flops"]
-            row[f"{source}_nonemb_ratio"] = run["ratios"]["non_embedding"]
-            row[f"{source}_time_ratio"] = (
-                timing["time_ratio"][source] if timing else run["train_seconds"] / fixed["train_seconds"]
-            )
-            if row["control"] is not None:
-                row[f"{source}_gap_control"] = loss / row["control"] - 1
-            equal = val(f"equal_{source}")
-            if equal is not None:
-                row[f"{source}_gap_equal"] = loss / equal - 1
-                row[f"equal_{source}"] = equal
-        rows.append(row)
-    return rows
-
-
-def averaged(rows: list[dict]) -> list[dict]:
-    """Rows of the same cell over seeds, averaged (numbers) with the seed count and the spread of the 0 -> L gap."""
-    groups: dict[tuple, list[dict]] = {}
-    for row in rows:
-        key = tuple(row[k] for k in ("size", "vocab", "horizon", "optim", "lr", "nsgd_norm", "corpus"))
-        groups.setdefault(key, []).append(row)
-    merged = []
-    for group in groups.values():
-        # A seed whose growing runs have not run yet (its fixed run alone) would count as a seed and move the mean
-        # fixed loss away from the one the gaps were measured against; fixed-only cells (sweeps) keep every seed.
-        grown = [r for r in group if any(r.get(f"{s}_gap_fixed") is not None for s in SOURCE_NAMES)]
-        group = grown or group
-        row = dict(group[0])
-        for name, value in group[0].items():
-            if isinstance(value, float) and name not in ("horizon", "lr"):
-                values = [r[name] for r in group if r.get(name) is not None]
-                row[name] = statistics.mean(values) if values else None
-        row["seeds"] = len(group)
-        for source in SOURCE_NAMES:
-            gaps = [r[f"{source}_gap_fixed"] for r in group if r.get(f"{source}_gap_fixed") is not None]
-            row[f"{source}_gap_spread"] = max(gaps) - min(gaps) if len(gaps) > 1 else 0.0
-            # A second seed may carry one source only (its other runs not trained): say so instead of one count.
-            row[f"{source}_seeds"] = len(gaps)
-        merged.append(row)
-    return merged
-
-
-def percent(value: float | None) -> str:
-    return "—" if value is None else f"{value:+.1%}"
-
-
-def optimizer_name(row: dict) -> str:
-    if row["optim"] == "muon_nsgd":
-        return f"Muon-NSGD {row['nsgd_norm']} {row['lr']:g}"
-    return f"{row['optim'].replace('_torch', '')} {row['lr']:g}"
-
-
-def table(rows: list[dict]) -> str:
-    lines = [
-        "| size | vocab | tokens/param | optimizer | steps | passes | emb. share | fixed val (train) | 0→L gap: "
-        "fixed / equal-FLOPs / control | 1→L copy gap: fixed / equal-FLOPs / control | FLOPs ratio 0→L / 1→L "
-        "(non-emb) | time ratio 0→L / 1→L | seeds |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-
-    def gaps(row: dict, source: str) -> str:
-        spread = row.get(f"{source}_gap_spread") or 0.0
-        first = percent(row.get(f"{source}_gap_fixed")) + (f" ±{spread / 2:.1%}" if spread else "")
-        return " / ".join([first] + [percent(row.get(f"{source}_gap_{k}")) for k in ("equal", "control")])
-
-    def pair(row: dict, name: str, rough: bool = False) -> str:
-        values = [row.get(f"{source}_{name}") for source in SOURCE_NAMES]
-        return " / ".join("—" if v is None else f"{'~' if rough else ''}{v:.2f}" for v in values)
-
-    for r in rows:
-        fixed = f"{r['fixed']:.3f} ({r['fixed_train']:.3f})"
-        times = pair(r, "time_ratio", rough=not r.get("time_measured"))
-        nonemb = f" ({r['zero_nonemb_ratio']:.2f} / {r['one_nonemb_ratio']:.2f})" if r.get("one_nonemb_ratio") else ""
-        lines.append(
-            f"| {r['size']} | {r['vocab']} | {r['horizon']:g} | {optimizer_name(r)} | {r['steps']} | "
-            f"{r['epochs']:.1f} | {r['embedding_share']:.0%} | {fixed} | {gaps(r, 'zero')} | {gaps(r, 'one')} | "
-            f"{pair(r, 'flops_ratio')}{nonemb} | {times} | {seed_count(r)} |"
-        )
-    return "\n".join(lines)
-
-
-def seed_count(row: dict) -> str:
-    """The row's seeds, and each source's own where a source was measured on fewer (e.g. "2 (1→L copy: 1)")."""
-    seeds = row.get("seeds", 1)
-    fewer = [
-        f"{SOURCE_NAMES[source]}: {row[f'{source}_seeds']}"
-        for source in SOURCE_NAMES
-        if 0 < row.get(f"{source}_seeds", seeds) < seeds
-    ]
-    return f"{seeds} ({', '.join(fewer)})" if fewer else str(seeds)
-
-
-def sweep_table(rows: list[dict], reference: list[dict]) -> str:
-    """Fixed-depth runs of other optimizer settings, against the main optimizer's fixed run of the same cell."""
-    main = {(r["size"], r["vocab"], r["horizon"]): r["fixed"] for r in reference}
-    lines = [
-        "| size | vocab | tokens/param | optimizer | fixed val (train) | vs Muon-NSGD row 0.02 fixed |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in sorted(rows, key=lambda r: (r["size"], r["vocab"], r["horizon"], r["optim"], r["lr"])):
-        base = main.get((r["size"], r["vocab"], r["horizon"]))
-        versus = percent(r["fixed"] / base - 1) if base else "—"
-        lines.append(
-            f"| {r['size']} | {r['vocab']} | {r['horizon']:g} | {optimizer_name(r)} | "
-            f"{r['fixed']:.3f} ({r['fixed_train']:.3f}) | {versus} |"
-        )
-    return "\n".join(lines)
-
-
-#: Gaps the trend table asks about: where would the fitted gap reach them?
-TREND_TARGETS = (0.01, 0.005)
-
-
-def crossing(h1: float, gap1: float, h2: float, gap2: float, target: float) -> dict[str, float | None]:
-    """Tokens/param where a gap measured ``gap1`` at ``h1`` and ``gap2`` at ``h2 > h1`` would reach ``target``.
-
-    Two extrapolations, because two points cannot tell them apart and they disagree by several times: the gap
-    linear in log(horizon) (it falls by the same amount per factor of horizon, reaches zero and goes on: the
-    optimistic one) and a power law (it falls by the same factor per factor of horizon, never reaching zero).
-    None where the gap does not shrink between the points, or a power law cannot be fitted (a gap that is not
-    positive).
-    """
-    if gap2 <= target:
-        return {"log_linear": h2, "power_law": h2}
-    if gap2 >= gap1:
-        return {"log_linear": None, "power_law": None}
-    log_span = math.log(h2 / h1)
-    log_linear = h2 * math.exp((gap2 - target) * log_span / (gap1 - gap2))
-    power_law = None
-    if gap2 > 0:
-        exponent = math.log(gap1 / gap2) / log_span
-        power_law = h2 * (gap2 / target) ** (1 / exponent)
-    return {"log_linear": log_linear, "power_law": power_law}
-
-
-def trends(rows: list[dict]) -> list[dict]:
-    """Per (size, vocabulary, source): the gap to the fixed run at the two longest measured horizons, and where
-    each extrapolation (:func:`crossing`) would put the gap at each of :data:`TREND_TARGETS`."""
-    fitted = []
-    for size, vocab in sorted({(r["size"], r["vocab"]) for r in rows}):
-        for source in SOURCE_NAMES:
-            points = sorted(
-                (r["horizon"], r[f"{source}_gap_fixed"], r[f"{source}_flops_ratio"])
-                for r in rows
-                if (r["size"], r["vocab"]) == (size, vocab) and r.get(f"{source}_gap_fixed") is not None
-            )
-            if len(points) < 2:
-                continue
-            (h1, gap1, _), (h2, gap2, flops_ratio) = points[-2:]
-            fitted.append(
-                {
-                    "size": size,
-                    "vocab": vocab,
-                    "source": source,
-                    "points": [(h1, gap1), (h2, gap2)],
-                    "flops_ratio": flops_ratio,
-                    "crossings": {target: crossing(h1, gap1, h2, gap2, target) for target in TREND_TARGETS},
-                }
-            )
-    return fitted
-
-
-def corpora_tables(rows: list[dict]) -> str:
-    """The map's table and trends for each corpus other than the standard library (cells of one corpus compare
-    with each other: a corpus brings its own tokenizers and losses)."""
-    parts = []
-    for corpus in sorted({r["corpus"] for r in rows}):
-        mine = averaged([r for r in rows if r["corpus"] == corpus])
-        parts.append(f"Corpus `{corpus}` ({corpus_label(corpus)}):\n\n{table(mine)}")
-        fitted = trends([r for r in mine if _is_main_optimizer(r)])
-        if fitted:
-            parts.append(trends_table(fitted))
-    return "\n\n".join(parts)
-
-
-#: What the package's advice reads of a cell (hf_progressive.advice), besides its size and place on the map.
-ADVICE_FIELDS = ("size", "vocab", "horizon", "embedding_share", "seeds", "fixed") + tuple(
-    f"{s}_{k}" for s in SOURCE_NAMES for k in ("gap_fixed", "gap_equal", "gap_control", "flops_ratio")
-)
-
-
-def advice_cells(rows: list[dict]) -> list[dict]:
-    """One row per (size, vocabulary, horizon) for the package's growth map, from the Muon-NSGD rows (averaged over
-    seeds) of every corpus: the most complete measurement, and of those the one that read its data fewest times.
-
-    Users pretrain on about one pass of their data, and a cell that repeats a small corpus (8k at 300 tokens/param
-    reads the standard library 6 times) measures a data-limited run instead; gaps are relative, so a cell of the
-    larger corpus stands in for it (each entry names its corpus and passes)."""
-
-    def rank(row: dict) -> tuple[int, float]:
-        return sum(row.get(name) is None for name in ADVICE_FIELDS), row["epochs"]
-
-    chosen: dict[tuple, dict] = {}
-    for row in rows:
-        key = (row["size"], row["vocab"], row["horizon"])
-        if row.get("zero_gap_fixed") is not None and (key not in chosen or rank(row) < rank(chosen[key])):
-            chosen[key] = row
-    return [chosen[key] for key in sorted(chosen)]
-
-
-def _tokens_per_param(value: float | None) -> str:
-    if value is None:
-        return "never"
-    if value >= 1e7:
-        return "> 10M"
-    return f"{float(f'{value:.2g}'):,.0f}"  # two significant figures: a two-point extrapolation is no finer
-
-
-def trends_table(fitted: list[dict]) -> str:
-    lines = [
-        "| size | vocab | source | gap vs fixed at the two longest horizons | "
-        + " | ".join(f"{t:.1%} reached at (log-linear / power law)" for t in TREND_TARGETS)
-        + " | FLOPs saved |",
-        "|---|---|---|---|" + "---|" * len(TREND_TARGETS) + "---|",
-    ]
-    for f in fitted:
-        (h1, gap1), (h2, gap2) = f["points"]
-        reached = [
-            " / ".join(_tokens_per_param(f["crossings"][t][k]) for k in ("log_linear", "power_law"))
-            for t in TREND_TARGETS
-        ]
-        lines.append(
-            f"| {f['size']} | {f['vocab']} | {SOURCE_NAMES[f['source']]} | {percent(gap1)} at {h1:g}, "
-            f"{percent(gap2)} at {h2:g} | " + " | ".join(reached) + f" | {1 - f['flops_ratio']:.0%} |"
-        )
-    return "\n".join(lines)
-
-
-def variants_table(runs: dict[str, dict]) -> str:
-    """Levers, other growth steps and k-layer sources, each against the plain run and the fixed run of its cell."""
-    plain: dict[tuple, dict] = {}
-    for run in runs.values():
-        job = run["job"]
-        if _is_plain(job):
-            plain[_cell_key(job) + (job["kind"],)] = run
-    lines = [
-        "| cell | run | lever | τ | final val loss (train) | gap vs fixed | plain run's gap | FLOPs ratio |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-
-    def order(run: dict) -> tuple:
-        return _cell_key(run["job"]) + (run["job"]["kind"], run["job"].get("lever", "none"), run["job"].get("tau", TAU))
-
-    for run in sorted(runs.values(), key=order):
-        job = run["job"]
-        lever, tau = job.get("lever", "none"), job.get("tau", TAU)
-        fixed = plain.get(_cell_key(job) + ("fixed",))
-        growing = job["kind"] in SOURCE_NAMES or job["kind"].startswith("from")
-        if fixed is None or not growing or (lever == "none" and tau == TAU and job["kind"] in SOURCE_NAMES):
-            continue
-        base = plain.get(_cell_key(job) + (job["kind"],))
-        loss, reference = run["final_losses"]["validation"], fixed["final_losses"]["validation"]
-        plain_gap = percent(base["final_losses"]["validation"] / reference - 1) if base and base is not run else "—"
-        corpus = corpus_mark(_corpus(job), f" {_corpus(job)}")
-        seed = f" s{job['seed']}" if job["seed"] else ""  # another seed of a lever: a row of its own
-        lines.append(
-            f"| {job['size']} v{job['vocab']} h{job['horizon']:g}{corpus}{seed} | {job['kind']} | {lever} | {tau:g} | "
-            f"{loss:.4f} ({run['final_losses']['train']:.4f}) | {percent(loss / reference - 1)} | {plain_gap} | "
-            f"{run['ratios']['forward_flops']:.2f} |"
-        )
-    return "\n".join(lines)
-
-
-def _is_plain(job: dict) -> bool:
+def is_plain(job: dict) -> bool:
     """A run of the paper's recipe: no lever, growth at 0.8T (results written before levers existed count too)."""
     return job.get("lever", "none") == "none" and job.get("tau", TAU) == TAU
 
 
-def _cell_key(job: dict) -> tuple:
+def cell_key(job: dict) -> tuple:
     return (
         job["size"],
         job["vocab"],
@@ -733,8 +423,12 @@ def _cell_key(job: dict) -> tuple:
         job["lr"],
         job["nsgd_norm"],
         job["seed"],
-        _corpus(job),
+        job_corpus(job),
     )
+
+
+def job_corpus(job: dict) -> str:
+    return job.get("corpus", DEFAULT_CORPUS)  # runs written before the corpus was a choice: the standard library
 
 
 def corpus_mark(corpus: str, text: str) -> str:
@@ -748,55 +442,9 @@ def corpus_label(corpus: str) -> str:
     return " + ".join(CORPORA[corpus])
 
 
-def _corpus(job: dict) -> str:
-    return job.get("corpus", DEFAULT_CORPUS)  # runs written before the corpus was a choice: the standard library
-
-
-def plot_gaps(rows: list[dict], path: Path, corpus: str = DEFAULT_CORPUS) -> None:
-    """Gap against tokens per parameter, a panel per vocabulary, a line per size x source (vs fixed, equal FLOPs
-    and the control)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    vocabs = sorted({r["vocab"] for r in rows})
-    figure, axes = plt.subplots(1, len(vocabs), figsize=(5.5 * len(vocabs), 4.5), squeeze=False, sharey=True)
-    for axis, vocab in zip(axes[0], vocabs):
-        for size in SIZES:
-            for source, marker in zip(SOURCE_NAMES, "os"):
-                points = sorted(
-                    (r["horizon"], r) for r in rows if r["vocab"] == vocab and r["size"] == size and r.get(source)
-                )
-                if not points:
-                    continue
-                xs = [h for h, _ in points]
-                label = f"{size} {SOURCE_NAMES[source]}"
-                (line,) = axis.plot(xs, [r[f"{source}_gap_fixed"] * 100 for _, r in points], marker=marker, label=label)
-                for reference, style in (("equal", "--"), ("control", ":")):
-                    ys = [r.get(f"{source}_gap_{reference}") for _, r in points]
-                    if any(y is not None for y in ys):
-                        axis.plot(
-                            xs,
-                            [math.nan if y is None else y * 100 for y in ys],
-                            linestyle=style,
-                            marker=marker,
-                            color=line.get_color(),
-                            alpha=0.6,
-                        )
-        axis.axhline(0, color="black", linewidth=0.8)
-        axis.axhline(1, color="grey", linewidth=0.6, linestyle="-.")
-        axis.set(
-            xscale="log",
-            xlabel="tokens per non-embedding parameter",
-            title=f"vocabulary {vocab}{corpus_mark(corpus, f' ({corpus_label(corpus)})')}",
-            ylabel="final validation-loss gap (%)",
-        )
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=7, title="solid: vs fixed, dashed: vs equal FLOPs,\ndotted: vs control", title_fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+def is_main_optimizer(job: dict) -> bool:
+    """The map's optimizer: Muon-NSGD, row norm, lr 0.02."""
+    return job["optim"] == "muon_nsgd" and job["nsgd_norm"] == "row" and job["lr"] == 0.02
 
 
 def parse_cell(spec: str) -> tuple[str, int, float, int, str]:
@@ -821,177 +469,10 @@ def cell_runs(runs: dict[str, dict], cell: tuple) -> list[dict]:
     return [
         run
         for run in runs.values()
-        if (*(run["job"][k] for k in ("size", "vocab", "horizon", "seed")), _corpus(run["job"])) == cell
-        and _is_main_optimizer(run["job"])
-        and _is_plain(run["job"])
+        if (*(run["job"][k] for k in ("size", "vocab", "horizon", "seed")), job_corpus(run["job"])) == cell
+        and is_main_optimizer(run["job"])
+        and is_plain(run["job"])
     ]
-
-
-def _cell_title(cell: tuple) -> str:
-    size, vocab, horizon, _, corpus = cell
-    return f"{size}, vocabulary {vocab}, {horizon:g} tokens/param{corpus_mark(corpus, f', {corpus_label(corpus)}')}"
-
-
-def cell_figure_name(kind: str, cell: tuple) -> str:
-    size, vocab, horizon, _, corpus = cell
-    return f"{kind}-{size}-v{vocab}-h{horizon:g}{corpus_mark(corpus, f'-{corpus}')}.png"
-
-
-def plot_curves(runs: dict[str, dict], cell: tuple, path: Path) -> None:
-    """Validation loss against FLOPs for every run of one cell, growth marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    mine = cell_runs(runs, cell)
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    for run in mine:
-        job = run["job"]
-        if job["kind"] not in KINDS:
-            continue
-        steps = sorted(int(s) for s in run["eval_curve"])
-        per_step = {int(s): f for s, f in run["flops_at_step"].items()}
-        known = [s for s in steps if s in per_step]
-        (line,) = axis.plot(
-            [per_step[s] for s in known], [run["eval_curve"][str(s)] for s in known], label=job["kind"], marker="."
-        )
-        for growth in run["growth_steps"]:
-            nearest = min(known, key=lambda s: abs(s - growth))
-            axis.axvline(per_step[nearest], color=line.get_color(), linestyle=":", alpha=0.7)
-    # The curve is evaluated on CURVE_BLOCKS held-out blocks; the tables' final losses on FINAL_BLOCKS.
-    ylabel = f"validation loss ({CURVE_BLOCKS} held-out blocks; tables: {FINAL_BLOCKS})"
-    axis.set(xlabel="training FLOPs", ylabel=ylabel, title=f"{_cell_title(cell)} (dotted: growth)")
-    fixed = [min(r["eval_curve"].values()) for r in mine if r["job"]["kind"] == "fixed"]
-    if fixed:  # from the fixed run's own curve: the early losses of every run would squash the end
-        axis.set_ylim(fixed[0] * 0.97, fixed[0] * 1.8)
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-
-
-def plot_pareto(runs: dict[str, dict], cell: tuple, path: Path) -> None:
-    """Final validation loss against total FLOPs of every source depth in one cell, beside the fixed-depth runs of
-    different lengths (fixed, equal-FLOPs, control): what each FLOP budget buys (claim 8)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    mine = cell_runs(runs, cell)
-    if not mine:
-        return
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    fixed = sorted((r["flops"], r["final_losses"]["validation"]) for r in mine if Job(**r["job"]).source_depth is None)
-    axis.plot(*zip(*fixed), marker="o", color="black", label="fixed depth, own WSD (control, equal-FLOPs, full)")
-    labelled: dict[float, int] = {}  # runs of equal FLOPs (2 -> L with three inits) get stacked labels
-    for run in sorted(mine, key=lambda r: r["final_losses"]["validation"]):
-        job = Job(**run["job"])
-        if job.source_depth is None:
-            continue
-        point = (run["flops"], run["final_losses"]["validation"])
-        axis.scatter(*point, marker="s", zorder=3)
-        shift = labelled.get(round(run["flops"], -6), 0)
-        labelled[round(run["flops"], -6)] = shift + 1
-        label = f"{job.source_depth}→{job.depth} {job.init}: {point[1]:.3f}"
-        axis.annotate(label, point, fontsize=7, xytext=(6, -10 - 9 * shift), textcoords="offset points")
-    axis.set(
-        xscale="log",
-        xlabel="training FLOPs (LM head and attention included)",
-        ylabel="final validation loss",
-        title=f"{_cell_title(cell)}:\nloss vs compute (growth at 0.8T)",
-    )
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-
-
-def _is_main_optimizer(job: dict) -> bool:
-    """The map's optimizer: Muon-NSGD, row norm, lr 0.02."""
-    return job["optim"] == "muon_nsgd" and job["nsgd_norm"] == "row" and job["lr"] == 0.02
-
-
-def update_readme(path: Path, blocks: dict[str, str]) -> None:
-    """Replace what stands between ``<!-- horizon:NAME -->`` and ``<!-- /horizon:NAME -->`` by ``blocks[NAME]``."""
-    text = path.read_text()
-    for name, block in blocks.items():
-        start, end = f"<!-- horizon:{name} -->", f"<!-- /horizon:{name} -->"
-        if start not in text or end not in text:
-            raise ValueError(f"{path} has no {start} ... {end} markers")
-        head, rest = text.split(start, 1)
-        text = head + start + "\n" + block + "\n" + end + rest.split(end, 1)[1]
-    path.write_text(text)
-
-
-def report(results: Path, curves: list[tuple], readme: Path | None = None) -> None:
-    all_runs = load(results)
-    all_rows = cells(all_runs, load_timings(results))
-    # The map and its figures are the standard library's; other corpora get a block and a gap figure each (and feed
-    # the package's growth map where they measured a cell with fewer passes: advice_cells).
-    rows = [r for r in all_rows if r["corpus"] == DEFAULT_CORPUS]
-    main_optimizer = averaged([r for r in all_rows if _is_main_optimizer(r)])  # every corpus: the advice reads them
-    muon = [r for r in main_optimizer if r["corpus"] == DEFAULT_CORPUS]
-    other = averaged([r for r in rows if not _is_main_optimizer(r)])
-    # Optimizer settings tried at fixed depth only (learning-rate sweeps) get a table of their own.
-    fixed_only = [r for r in other if r.get("zero") is None and r.get("one") is None]
-    swept = {(r["size"], r["vocab"], r["horizon"], r["optim"]) for r in fixed_only}
-    sweep = [r for r in other if (r["size"], r["vocab"], r["horizon"], r["optim"]) in swept]
-    other = [r for r in other if r not in fixed_only]
-    # Each table is built once: summary.md and the README's marked blocks show the same text.
-    blocks = {
-        "map": table(muon),
-        "trends": trends_table(trends(muon)),
-        "other": table(other),
-        "levers": variants_table(all_runs),
-    }
-    if sweep:
-        blocks["sweep"] = sweep_table(sweep, muon)
-    larger = [r for r in all_rows if r["corpus"] != DEFAULT_CORPUS]
-    blocks["corpora"] = corpora_tables(larger) if larger else "No cell has run on another corpus yet."
-    text = "## Muon-NSGD (row norm), lr 0.02\n\n" + blocks["map"]
-    text += "\n\n## Trends: where the gap would reach 1% and 0.5%\n\n" + blocks["trends"]
-    if other:
-        text += "\n\n## Other optimizers\n\n" + blocks["other"]
-    if sweep:
-        text += "\n\n## Fixed depth only (learning-rate sweeps)\n\n" + blocks["sweep"]
-    if larger:
-        text += "\n\n## Other corpora\n\n" + blocks["corpora"]
-    text += "\n\n## Levers, growth steps and k-layer sources\n\n" + blocks["levers"]
-    if readme is not None:
-        update_readme(readme, blocks)
-    print(text)
-    (results / "summary.md").write_text(text + "\n")
-    (results / "summary.json").write_text(json.dumps({"muon_nsgd_row": muon, "other": other}, indent=1))
-    plot_gaps(muon, results / "gaps.png")
-    for corpus in sorted({r["corpus"] for r in main_optimizer} - {DEFAULT_CORPUS}):  # a figure per corpus, as a table
-        plot_gaps([r for r in main_optimizer if r["corpus"] == corpus], results / f"gaps-{corpus}.png", corpus)
-    for cell in curves:
-        plot_curves(all_runs, cell, results / cell_figure_name("curves", cell))
-        plot_pareto(all_runs, cell, results / cell_figure_name("pareto", cell))
-    # The table the package's advice reads (hf_progressive.advice): one entry per measured cell, of any corpus.
-    entries = [
-        {
-            **{k: r.get(k) for k in ADVICE_FIELDS},
-            "corpus": r["corpus"],
-            "passes": round(r["epochs"], 2),
-            **SIZES[r["size"]],
-            "non_embedding_parameters": _non_embedding(r),
-        }
-        for r in advice_cells(main_optimizer)
-    ]
-    # Only the committed map feeds the package; a map elsewhere (tests, experiments) keeps its table beside it.
-    growth_map = GROWTH_MAP if results.resolve() == RESULTS.resolve() else results / GROWTH_MAP.name
-    growth_map.write_text(json.dumps({"source": "benchmarks/horizon.py --report", "cells": entries}, indent=1) + "\n")
-    print(f"\nwrote {results / 'summary.md'}, gaps.png, curve plots and {growth_map}")
-
-
-def _non_embedding(row: dict) -> int:
-    job = Job(row["size"], row["vocab"], row["horizon"], "fixed")
-    return flops.non_embedding_parameters(job.config(), job.depth)
 
 
 def main() -> None:
@@ -1046,6 +527,10 @@ def main() -> None:
             curves = [parse_cell(spec) for spec in arguments.curves]
         except ValueError as error:
             parser.error(str(error))
+        # Imported here, not at the top: the report imports this module (the map's definition), and a worker that
+        # only trains needs neither it nor matplotlib.
+        from horizon_report import report
+
         report(arguments.results, curves, arguments.readme)
         return
     CORPUS_BYTES = arguments.corpus_bytes

@@ -1,4 +1,5 @@
-"""The growth map's trend fits (benchmarks/horizon.py --report): where a shrinking gap would reach 1% and 0.5%."""
+"""The growth map's report (benchmarks/horizon_report.py, run as horizon.py --report): trend fits, seeds, tables,
+the cells the package's advice reads and the cells a figure reads."""
 
 import math
 import sys
@@ -7,12 +8,14 @@ import pytest
 from conftest import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-import horizon  # noqa: E402  (a script beside the package, importable once its folder is on the path)
+import horizon  # noqa: E402  (scripts beside the package, importable once their folder is on the path)
+import horizon_figures  # noqa: E402
+import horizon_report  # noqa: E402
 
 
 def test_both_extrapolations_pass_through_the_measured_points_and_bracket_the_crossing():
     h1, gap1, h2, gap2 = 300.0, 0.093, 1000.0, 0.042
-    reached = horizon.crossing(h1, gap1, h2, gap2, target=0.01)
+    reached = horizon_report.crossing(h1, gap1, h2, gap2, target=0.01)
     # Log-linear: the gap falls by (gap1 - gap2) per factor h2/h1, so 1% lies (0.042 - 0.01) / 0.051 of that
     # factor beyond h2 (~2,130 tokens/param).
     assert reached["log_linear"] == pytest.approx(1000 * (1000 / 300) ** ((0.042 - 0.01) / (0.093 - 0.042)))
@@ -23,11 +26,11 @@ def test_both_extrapolations_pass_through_the_measured_points_and_bracket_the_cr
 
 
 def test_a_gap_that_does_not_shrink_never_reaches_the_target_and_one_already_below_it_is_reached():
-    assert horizon.crossing(30, 0.023, 100, 0.026, 0.01) == {"log_linear": None, "power_law": None}
-    assert horizon.crossing(30, 0.02, 100, 0.004, 0.005) == {"log_linear": 100, "power_law": 100}
+    assert horizon_report.crossing(30, 0.023, 100, 0.026, 0.01) == {"log_linear": None, "power_law": None}
+    assert horizon_report.crossing(30, 0.02, 100, 0.004, 0.005) == {"log_linear": 100, "power_law": 100}
     # A positive gap has a power law; one already negative (the progressive run ahead) has only the line.
-    assert horizon.crossing(30, 0.02, 100, 0.008, 0.005)["power_law"] is not None
-    assert horizon.crossing(30, 0.02, 100, -0.001, -0.002)["power_law"] is None
+    assert horizon_report.crossing(30, 0.02, 100, 0.008, 0.005)["power_law"] is not None
+    assert horizon_report.crossing(30, 0.02, 100, -0.001, -0.002)["power_law"] is None
 
 
 def test_trends_use_the_two_longest_horizons_of_each_size_vocabulary_and_source():
@@ -43,7 +46,7 @@ def test_trends_use_the_two_longest_horizons_of_each_size_vocabulary_and_source(
         }
 
     rows = [row(10, 0.30, 0.05), row(1000, 0.042, 0.06), row(300, 0.093, 0.08), row(10, 0.1, 0.02, vocab=8192)]
-    fitted = horizon.trends(rows)
+    fitted = horizon_report.trends(rows)
     assert [(f["vocab"], f["source"]) for f in fitted] == [(257, "zero"), (257, "one")]  # 8192: one horizon only
     zero, one = fitted
     assert zero["points"] == [(300, 0.093), (1000, 0.042)]
@@ -52,14 +55,14 @@ def test_trends_use_the_two_longest_horizons_of_each_size_vocabulary_and_source(
         "log_linear": pytest.approx(1000 * (1000 / 300) ** (0.05 / 0.02)),
         "power_law": pytest.approx(1000 * 6 ** (1 / exponent)),
     }
-    text = horizon.trends_table(fitted)
+    text = horizon_report.trends_table(fitted)
     assert "| small | 257 | 0→L random | +9.3% at 300, +4.2% at 1000 | 2,100 / " in text
     assert text.count("| 70% |") == 1 and text.count("| 53% |") == 1
 
 
 def test_the_package_map_takes_each_cell_from_the_most_complete_then_least_repeated_measurement():
     def row(corpus, epochs, vocab=8192, horizon_=300.0, equal=0.03, zero=0.036):
-        fields = {name: 0.1 for name in horizon.ADVICE_FIELDS}
+        fields = {name: 0.1 for name in horizon_report.ADVICE_FIELDS}
         fields.update(size="small", vocab=vocab, horizon=horizon_, corpus=corpus, epochs=epochs)
         fields.update(zero_gap_fixed=zero, zero_gap_equal=equal)
         return fields
@@ -68,10 +71,10 @@ def test_the_package_map_takes_each_cell_from_the_most_complete_then_least_repea
     partial = row("stdlib_torch", 0.4, vocab=257, equal=None)  # no equal-FLOPs run yet
     complete = row("stdlib", 1.5, vocab=257)
     no_growth = row("stdlib_torch", 0.1, horizon_=10.0, zero=None)  # a fixed-depth run alone is no cell
-    chosen = horizon.advice_cells([data_limited, complete, no_growth, larger, partial])
+    chosen = horizon_report.advice_cells([data_limited, complete, no_growth, larger, partial])
     assert chosen == [complete, larger]  # sorted by (size, vocab, horizon); the one with fewer passes wins
     # Equally complete and equally repeated: the first one listed stays (the standard library's, in report()).
-    assert horizon.advice_cells([data_limited, row("stdlib_torch", 6.0)]) == [data_limited]
+    assert horizon_report.advice_cells([data_limited, row("stdlib_torch", 6.0)]) == [data_limited]
 
 
 def test_a_seed_with_only_its_fixed_run_waits_out_of_the_average_until_a_growing_run_joins_it():
@@ -91,13 +94,13 @@ def test_a_seed_with_only_its_fixed_run_waits_out_of_the_average_until_a_growing
             "one_gap_fixed": None,
         }
 
-    (merged,) = horizon.averaged([row(0, 3.870, zero=4.011), row(1, 3.875)])
+    (merged,) = horizon_report.averaged([row(0, 3.870, zero=4.011), row(1, 3.875)])
     assert merged["seeds"] == 1 and merged["fixed"] == pytest.approx(3.870)
-    (merged,) = horizon.averaged([row(0, 3.870, zero=4.011), row(1, 3.875, zero=4.010)])
+    (merged,) = horizon_report.averaged([row(0, 3.870, zero=4.011), row(1, 3.875, zero=4.010)])
     assert merged["seeds"] == 2 and merged["fixed"] == pytest.approx(3.8725)
     assert merged["zero_gap_spread"] == pytest.approx(4.011 / 3.870 - 4.010 / 3.875)
     # A learning-rate sweep (fixed-depth runs only) keeps every seed.
-    assert horizon.averaged([row(0, 3.9), row(1, 4.0)])[0]["seeds"] == 2
+    assert horizon_report.averaged([row(0, 3.9), row(1, 4.0)])[0]["seeds"] == 2
 
 
 def test_a_source_measured_on_fewer_seeds_than_its_cell_says_so_in_the_seeds_column():
@@ -116,12 +119,12 @@ def test_a_source_measured_on_fewer_seeds_than_its_cell_says_so_in_the_seeds_col
             "one_gap_fixed": one,
         }
 
-    (merged,) = horizon.averaged([row(0, 0.05, 0.028), row(1, 0.04, None)])  # seed 1's 1 -> L runs not trained
+    (merged,) = horizon_report.averaged([row(0, 0.05, 0.028), row(1, 0.04, None)])  # seed 1's 1 -> L runs not trained
     assert (merged["seeds"], merged["zero_seeds"], merged["one_seeds"]) == (2, 2, 1)
     assert merged["one_gap_fixed"] == pytest.approx(0.028) and merged["one_gap_spread"] == 0.0
-    assert horizon.seed_count(merged) == "2 (1→L copy: 1)"
-    (complete,) = horizon.averaged([row(0, 0.05, 0.028), row(1, 0.04, 0.03)])
-    assert horizon.seed_count(complete) == "2"
+    assert horizon_report.seed_count(merged) == "2 (1→L copy: 1)"
+    (complete,) = horizon_report.averaged([row(0, 0.05, 0.028), row(1, 0.04, 0.03)])
+    assert horizon_report.seed_count(complete) == "2"
 
 
 def test_each_seed_of_a_lever_is_its_own_row_measured_against_its_own_seeds_runs():
@@ -136,7 +139,7 @@ def test_each_seed_of_a_lever_is_its_own_row_measured_against_its_own_seeds_runs
 
     runs = [run("fixed", 0, 4.0), run("one", 0, 4.1), run("one", 0, 4.04, "residual_0")]
     runs += [run("fixed", 1, 5.0), run("one", 1, 5.2), run("one", 1, 5.1, "residual_0")]
-    text = horizon.variants_table({str(number): r for number, r in enumerate(runs)})
+    text = horizon_report.variants_table({str(number): r for number, r in enumerate(runs)})
     rows = [line for line in text.splitlines() if "residual_0" in line]
     assert len(rows) == 2  # the plain runs of the recipe are the map's, not rows here
     assert rows[0].startswith(
@@ -151,8 +154,9 @@ def test_a_curves_cell_names_its_corpus_and_bad_specs_say_what_is_valid():
     assert horizon.parse_cell("small:8192:30") == ("small", 8192, 30.0, 0, horizon.DEFAULT_CORPUS)
     cell = horizon.parse_cell("medium:8192:100:stdlib_torch")
     assert cell == ("medium", 8192, 100.0, 0, "stdlib_torch")
-    assert horizon.cell_figure_name("curves", cell) == "curves-medium-v8192-h100-stdlib_torch.png"
-    assert horizon.cell_figure_name("pareto", horizon.parse_cell("small:257:100")) == "pareto-small-v257-h100.png"
+    assert horizon_figures.cell_figure_name("curves", cell) == "curves-medium-v8192-h100-stdlib_torch.png"
+    pareto = horizon_figures.cell_figure_name("pareto", horizon.parse_cell("small:257:100"))
+    assert pareto == "pareto-small-v257-h100.png"
     for bad in ("huge:8192:30", "small:8k:30", "small:8192", "small:8192:30:wikipedia", "small:8192:30:stdlib:x"):
         with pytest.raises(ValueError, match=r"size:vocab:horizon\[:corpus\].*stdlib_torch"):
             horizon.parse_cell(bad)
