@@ -93,6 +93,12 @@ class GrowthAdvice:
             )
         if self.growth_pays:
             lines.append("  Growth is expected to beat a fixed-depth run of the same compute here.")
+        elif self.best is None:
+            # A cell whose equal-FLOPs runs have not run yet: say so rather than claim a loss nobody measured.
+            lines.append(
+                "  No fixed-depth run of the same FLOPs was measured in the cells read, so whether growth beats one "
+                "here is unknown; the recommended schedule stays at fixed depth until it is."
+            )
         else:
             lines.append(
                 "  Growth is expected to LOSE to a fixed-depth run of the same compute here: for the same FLOPs, train "

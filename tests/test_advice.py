@@ -72,6 +72,13 @@ def test_outside_the_measured_horizons_uses_the_nearest_end_and_says_so():
     assert "LOSE" in str(medium)
 
 
+def test_a_cell_without_equal_flops_runs_says_the_comparison_is_unknown_instead_of_a_loss():
+    partial = {**cell(8192, 300, None, zero_fixed=0.03), "corpus": "stdlib_torch"}
+    advice = advise(50_000, 8192, tokens=50_000 * 1000, growth_map={"cells": [*MAP["cells"], partial]})
+    assert advice.outlooks[0].gap_equal_flops is None and advice.best is None and not advice.growth_pays
+    assert "LOSE" not in str(advice) and "unknown" in str(advice) and advice.schedule(4) == "4@0"
+
+
 def test_advise_run_reports_only_the_measured_quantities_as_one_ended(monkeypatch):
     # advise_run replaces the cells' FLOP ratios by the config's own: those are no longer read from one cell.
     monkeypatch.setattr(advice_module, "load_growth_map", lambda: MAP)
