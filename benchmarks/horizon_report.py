@@ -88,6 +88,10 @@ def cells(runs: dict[str, dict], timings: dict[tuple, dict] | None = None) -> li
             )
             if row["control"] is not None:
                 row[f"{source}_gap_control"] = loss / row["control"] - 1
+                if row["control"] > row["fixed"]:
+                    # Where the source ends between fixed (0) and the control (1): what the shallow phase left of
+                    # the deficit of a deep model that trained only after growth (shares_table).
+                    row[f"{source}_share_of_control"] = (loss - row["fixed"]) / (row["control"] - row["fixed"])
             equal = val(f"equal_{source}")
             if equal is not None:
                 row[f"{source}_gap_equal"] = loss / equal - 1
@@ -309,6 +313,44 @@ def trends_table(fitted: list[dict]) -> str:
     return "\n".join(lines)
 
 
+#: Smaller models first in the tables.
+SIZE_ORDER = {name: index for index, name in enumerate(sorted(SIZES, key=lambda n: SIZES[n]["width"]))}
+
+
+def shares_table(rows: list[dict]) -> str:
+    """Each source's gap to the fixed run as a share of the control's (0: level with fixed, 1: no better than a deep
+    model trained only for the post-growth steps), per corpus, size and vocabulary (rows) and horizon (columns),
+    averaged over seeds, with the control's own gap beside it.
+
+    The shallow phase recovers ``1 - share`` of the control's deficit: a share that holds across horizons says its
+    value shrinks exactly as fast as the control catches up, and lets a user estimate 0 -> L's gap from what
+    training the deep model on the last ``1 - tau`` of the tokens alone would cost."""
+    rows = [r for r in rows if any(r.get(f"{s}_share_of_control") is not None for s in SOURCE_NAMES)]
+    horizons = sorted({r["horizon"] for r in rows})
+    lines = [
+        "| corpus | size | vocab | " + " | ".join(f"{h:,.0f} tokens/param" for h in horizons) + " |",
+        "|---|---|---|" + "---|" * len(horizons),
+    ]
+    by_line: dict[tuple, dict[float, dict]] = {}
+    for row in rows:
+        line_key = (row["corpus"], SIZE_ORDER[row["size"]], row["size"], row["vocab"])
+        by_line.setdefault(line_key, {})[row["horizon"]] = row
+    for (corpus, _, size, vocab), line in sorted(by_line.items()):
+        entries = []
+        for horizon_ in horizons:
+            row = line.get(horizon_)
+            if row is None:
+                entries.append("")
+                continue
+            shares = " / ".join(
+                "—" if row.get(f"{s}_share_of_control") is None else f"{row[f'{s}_share_of_control']:.2f}"
+                for s in SOURCE_NAMES
+            )
+            entries.append(f"{shares} ({percent(row['control'] / row['fixed'] - 1)})")
+        lines.append(f"| {corpus} | {size} | {vocab} | " + " | ".join(entries) + " |")
+    return "\n".join(lines)
+
+
 def variants_table(runs: dict[str, dict]) -> str:
     """Levers, other growth steps and k-layer sources, each against the plain run and the fixed run of its cell."""
     plain: dict[tuple, dict] = {}
@@ -376,6 +418,7 @@ def report(results: Path, curves: list[tuple], readme: Path | None = None) -> No
         "trends": trends_table(trends(muon)),
         "other": table(other),
         "levers": variants_table(all_runs),
+        "shares": shares_table(main_optimizer),
     }
     if sweep:
         blocks["sweep"] = sweep_table(sweep, muon)
@@ -383,6 +426,7 @@ def report(results: Path, curves: list[tuple], readme: Path | None = None) -> No
     blocks["corpora"] = corpora_tables(larger) if larger else "No cell has run on another corpus yet."
     text = "## Muon-NSGD (row norm), lr 0.02\n\n" + blocks["map"]
     text += "\n\n## Trends: where the gap would reach 1% and 0.5%\n\n" + blocks["trends"]
+    text += "\n\n## Gap as a share of the control's (0→L / 1→L copy; the control's gap)\n\n" + blocks["shares"]
     if other:
         text += "\n\n## Other optimizers\n\n" + blocks["other"]
     if sweep:

@@ -141,7 +141,7 @@ def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
         "x\n<!-- horizon:map -->\nold\n<!-- /horizon:map -->\n<!-- horizon:other -->\n"
         "<!-- /horizon:other -->\n<!-- horizon:sweep -->\n<!-- /horizon:sweep -->\n"
         "<!-- horizon:levers -->\n<!-- /horizon:levers -->\n<!-- horizon:trends -->\n<!-- /horizon:trends -->\n"
-        "<!-- horizon:corpora -->\n<!-- /horizon:corpora -->\ny\n"
+        "<!-- horizon:corpora -->\n<!-- /horizon:corpora -->\n<!-- horizon:shares -->\n<!-- /horizon:shares -->\ny\n"
     )
     run(
         "horizon.py",
@@ -175,6 +175,11 @@ def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
     fixed_there = other_corpus["fixed"]["final_losses"]["validation"]
     gap_there = other_corpus["zero"]["final_losses"]["validation"] / fixed_there - 1
     assert "Corpus `stdlib_torch`" in corpora and f"| {fixed_there:.3f} (" in corpora and f"{gap_there:+.1%}" in corpora
+    shares = text.split("<!-- horizon:shares -->")[1].split("<!-- /horizon:shares -->")[0]
+    control_gap = runs["control"]["final_losses"]["validation"] / fixed - 1
+    assert control_gap > 0  # a fifth of the steps: the control ends above the fixed run, so there is a share to show
+    share = f"{gap / control_gap:.2f} / {(runs['one']['final_losses']['validation'] / fixed - 1) / control_gap:.2f}"
+    assert f"| stdlib | small | 257 | {share} ({control_gap:+.1%}) |" in shares
     the_map = text.split("<!-- horizon:map -->")[1].split("<!-- /horizon:map -->")[0]
     assert the_map.count("| small | 257 | 1 |") == 1  # the other corpus's cell is not a second row of the map
     growth_map = json.loads((results / "growth_map.json").read_text())

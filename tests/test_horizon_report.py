@@ -173,3 +173,37 @@ def test_a_cells_figures_read_only_its_own_corpus_optimizer_and_recipe():
     runs = {str(number): r for number, r in enumerate(others + mine)}
     assert horizon.cell_runs(runs, horizon.parse_cell("medium:8192:100:stdlib_torch")) == mine
     assert horizon.cell_runs(runs, horizon.parse_cell("medium:8192:100")) == [others[0]]
+
+
+def test_each_sources_gap_is_read_as_a_share_of_the_controls_averaged_over_seeds():
+    def run(kind, seed, validation, horizon_=100.0):
+        job = dict(size="small", vocab=8192, horizon=horizon_, optim="muon_nsgd", lr=0.02, nsgd_norm="row", seed=seed)
+        job.update(kind=kind, lever="none", tau=horizon.TAU, corpus="stdlib_torch")
+        return {
+            "job": job,
+            "final_losses": {"validation": validation, "train": validation - 0.1},
+            "ratios": {"forward_flops": 0.8, "non_embedding": 0.3},
+            "full_steps": 1000,
+            "embedding_parameters": 300,
+            "non_embedding_parameters": 100,
+            "epochs": 0.5,
+            "train_seconds": 10.0,
+        }
+
+    # Seed 0: 0 -> L ends half way from fixed to the control, 1 -> L copy a tenth of the way; seed 1: 0.6 and 0.2.
+    runs = [run("fixed", 0, 4.0), run("control", 0, 4.4), run("zero", 0, 4.2), run("one", 0, 4.04)]
+    runs += [run("fixed", 1, 4.0), run("control", 1, 4.2), run("zero", 1, 4.12), run("one", 1, 4.04)]
+    # At 300 the control ends level with fixed (no deficit to share) and 1 -> L copy has not run; at 1,000 no control.
+    runs += [run("fixed", 0, 3.5, 300.0), run("control", 0, 3.5, 300.0), run("zero", 0, 3.6, 300.0)]
+    runs += [run("fixed", 0, 3.4, 1000.0), run("zero", 0, 3.5, 1000.0)]
+    rows = horizon_report.cells({str(number): r for number, r in enumerate(runs)})
+    assert [r.get("zero_share_of_control") for r in rows] == [pytest.approx(0.5), pytest.approx(0.6), None, None]
+    assert rows[0]["one_share_of_control"] == pytest.approx(0.1)
+    text = horizon_report.shares_table(horizon_report.averaged(rows))
+    header, _, line = text.splitlines()  # neither 300 nor 1,000 has a share to show: no column of their own
+    assert header == "| corpus | size | vocab | 100 tokens/param |"
+    assert line == "| stdlib_torch | small | 8192 | 0.55 / 0.15 (+7.5%) |"
+    seed_1_copy_missing = [r for r in rows if not (r["seed"] == 1 and r["horizon"] == 100.0)]
+    seed_1_copy_missing.append({**rows[1], "one_share_of_control": None})
+    text = horizon_report.shares_table(horizon_report.averaged(seed_1_copy_missing))
+    assert text.splitlines()[2] == "| stdlib_torch | small | 8192 | 0.55 / 0.10 (+7.5%) |"  # each source's own seeds
