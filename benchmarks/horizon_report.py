@@ -262,7 +262,9 @@ def corpora_tables(rows: list[dict]) -> str:
 
 #: What the package's advice reads of a cell (hf_progressive.advice), besides its size and place on the map.
 ADVICE_FIELDS = ("size", "vocab", "horizon", "embedding_share", "seeds", "fixed") + tuple(
-    f"{s}_{k}" for s in SOURCE_NAMES for k in ("gap_fixed", "gap_equal", "gap_control", "flops_ratio")
+    f"{s}_{k}"
+    for s in SOURCE_NAMES
+    for k in ("gap_fixed", "gap_equal", "gap_control", "flops_ratio", "share_of_control")
 )
 
 
@@ -275,7 +277,9 @@ def advice_cells(rows: list[dict]) -> list[dict]:
     larger corpus stands in for it (each entry names its corpus and passes)."""
 
     def rank(row: dict) -> tuple[int, float]:
-        return sum(row.get(name) is None for name in ADVICE_FIELDS), row["epochs"]
+        # A share is missing exactly where its control is: count the runs measured, not the control twice.
+        measured = [name for name in ADVICE_FIELDS if not name.endswith("_share_of_control")]
+        return sum(row.get(name) is None for name in measured), row["epochs"]
 
     chosen: dict[tuple, dict] = {}
     for row in rows:

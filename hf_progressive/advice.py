@@ -24,6 +24,7 @@ QUANTITIES = {
     "gap_equal": "vs equal FLOPs",
     "gap_control": "vs the control",
     "flops_ratio": "FLOPs ratio",
+    "share_of_control": "share of the control's gap",
 }
 
 
@@ -37,6 +38,10 @@ class SourceOutlook:
     gap_equal_flops: float | None  #: against a fixed-depth run of the same FLOPs (fewer steps)
     gap_control: float | None  #: against a fresh deep model trained only for the post-growth steps
     flops_ratio: float | None  #: FLOPs of the progressive run / the fixed run's (LM head and attention counted)
+    #: ``gap_fixed`` as a share of the control's gap to the fixed run (0: level with fixed; 1: no better than the
+    #: control). Steady over the measured horizons at 8k-32k vocabularies (README "When does growth pay off?"),
+    #: so the number to carry to a run beyond the map.
+    share_of_control: float | None = None
 
 
 @dataclass
@@ -46,12 +51,18 @@ class GrowthAdvice:
     tokens_per_parameter: float
     vocab_size: int
     non_embedding_parameters: int
-    measured: bool  #: whether the run lies inside the map's measured horizons for the nearest vocabulary and size
+    #: Whether the run lies inside the measured map on every axis: its horizon within the horizons measured for the
+    #: nearest vocabulary and size, its model size within the sizes measured at that vocabulary, its vocabulary
+    #: within the vocabularies measured.
+    measured: bool
     nearest: str  #: the cells interpolated, e.g. "small (32 wide, 4 blocks), vocabulary 8192, 30-100 tokens/param"
     outlooks: list[SourceOutlook] = field(default_factory=list)
     #: Quantities that only one of the two interpolated cells measured (map field -> that cell's horizon): they are
     #: that cell's value as it is, not an interpolation.
     one_ended: dict[str, float] = field(default_factory=dict)
+    #: Where the run lies outside the map, one phrase per axis (e.g. "non-embedding parameters 85M, measured
+    #: 50.9k-200k"): the advice then reads the nearest measured cells.
+    outside: list[str] = field(default_factory=list)
 
     @property
     def best(self) -> SourceOutlook | None:
@@ -73,10 +84,13 @@ class GrowthAdvice:
         return f"{best.source_depth}@0,{target_depth}@0.8"
 
     def __str__(self) -> str:
-        where = "inside" if self.measured else "OUTSIDE (nearest end used; treat as a rough guide)"
+        where = "inside the measured range"
+        if not self.measured:
+            where = f"OUTSIDE the measured range ({'; '.join(self.outside)}: nearest cells used, a rough guide)"
         lines = [
             f"Growth map: {self.tokens_per_parameter:.3g} tokens per non-embedding parameter, vocabulary "
-            f"{self.vocab_size}; {where} the measured range; nearest cells: {self.nearest}."
+            f"{self.vocab_size}, {_count(self.non_embedding_parameters)} non-embedding parameters; {where}; "
+            f"nearest cells: {self.nearest}."
         ]
         for outlook in self.outlooks:
             lines.append(
@@ -84,6 +98,16 @@ class GrowthAdvice:
                 f"fixed-depth run of the same steps, {_pct(outlook.gap_equal_flops)} vs a fixed run of the same FLOPs "
                 f"({_ratio(outlook.flops_ratio)} of the FLOPs), {_pct(outlook.gap_control)} vs a fresh deep model "
                 "trained only for the last 20% of the steps."
+            )
+        shares = [o for o in self.outlooks if o.share_of_control is not None]
+        if shares and not self.measured:
+            # Gaps do not carry to another size or horizon, but the share of the control's gap held steady across
+            # the map: give the user the number to apply to their own estimate of that control.
+            lines.append(
+                "  Beyond the map, carry the share instead of the gaps: "
+                + ", ".join(f"{o.source_depth} -> L ended {o.share_of_control:.2f}" for o in shares)
+                + " of the way from the fixed-depth run to the control; estimate what training your full-depth model "
+                "on only the last 20% of your tokens would cost, and expect about that share of it."
             )
         if self.one_ended:
             lines.append(
@@ -139,7 +163,18 @@ def advise(
     )
     row = sorted((c for c in same_vocab if c["non_embedding_parameters"] == size), key=lambda c: c["horizon"])
     horizons = [c["horizon"] for c in row]
-    measured = horizons[0] <= horizon <= horizons[-1]
+    sizes = sorted({c["non_embedding_parameters"] for c in same_vocab})
+    vocabs = sorted({c["vocab"] for c in cells})
+    # Each axis on its own: a 124M model at 100 tokens/param lies inside the horizons and far outside the sizes.
+    outside = [
+        f"{label} {show(value)}, measured {show(low) if low == high else f'{show(low)}-{show(high)}'}"
+        for label, value, low, high, show in (
+            ("tokens/param", horizon, horizons[0], horizons[-1], _count),
+            ("non-embedding parameters", non_embedding_parameters, sizes[0], sizes[-1], _count),
+            ("vocabulary", vocab_size, vocabs[0], vocabs[-1], str),
+        )
+        if not low <= value <= high
+    ]
     below = max((c for c in row if c["horizon"] <= horizon), key=lambda c: c["horizon"], default=row[0])
     above = min((c for c in row if c["horizon"] >= horizon), key=lambda c: c["horizon"], default=row[-1])
     described = row[0]
@@ -179,16 +214,18 @@ def advise(
                 gap_equal_flops=value(f"{source}_gap_equal"),
                 gap_control=value(f"{source}_gap_control"),
                 flops_ratio=value(f"{source}_flops_ratio"),
+                share_of_control=value(f"{source}_share_of_control"),
             )
         )
     return GrowthAdvice(
         tokens_per_parameter=horizon,
         vocab_size=vocab_size,
         non_embedding_parameters=non_embedding_parameters,
-        measured=measured,
+        measured=not outside,
         nearest=nearest,
         outlooks=outlooks,
         one_ended=one_ended,
+        outside=outside,
     )
 
 
@@ -218,6 +255,14 @@ def load_growth_map() -> dict:
 def _quantity(name: str) -> str:
     source, _, quantity = name.partition("_")
     return f"{SOURCES[source]} -> L {QUANTITIES.get(quantity, quantity)}"
+
+
+def _count(value: float) -> str:
+    """3 significant figures with a k/M/B suffix: 50.9k, 1.19M."""
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if value >= 0.9995 * size:  # 999.7 rounds to 1k at 3 figures, not to "1e+03"
+            return f"{value / size:.3g}{suffix}"
+    return f"{value:.3g}"
 
 
 def _pct(value: float | None) -> str:

@@ -110,3 +110,27 @@ def test_the_shipped_map_covers_the_measured_vocabularies_and_advises_a_config()
     # FLOP ratios are the config's own: 0.8 of the steps at the zero-layer cost, 0.2 at full depth.
     zero_layer, full = (flops.forward_flops_per_token(config, depth, config.n_positions) for depth in (0, 4))
     assert advice.outlooks[0].flops_ratio == pytest.approx(0.8 * zero_layer / full + 0.2)
+
+
+def test_a_run_outside_the_map_on_any_axis_says_which_and_carries_the_share_of_the_control():
+    grid = {
+        "cells": [
+            {**cell(8192, 10, 0.02, zero_fixed=0.10), "zero_share_of_control": 0.55},
+            {**cell(8192, 100, 0.01, zero_fixed=0.05), "zero_share_of_control": 0.50},
+        ]
+    }
+    inside = advise(50_000, 8192, tokens=50_000 * 30, growth_map=grid)
+    assert inside.measured and inside.outside == [] and "inside the measured range" in str(inside)
+    assert inside.outlooks[0].share_of_control == pytest.approx(0.55 - 0.05 * math.log(3) / math.log(10))
+    assert "Beyond the map" not in str(inside)  # inside it, the gaps themselves are the measurement
+    # The horizon is inside the measured ones, but the model and its vocabulary are not: the advice must not say
+    # "inside" (it did, judging the horizon alone), and it names each axis it left.
+    large = advise(85_000_000, 50257, tokens=85_000_000 * 30, growth_map=grid)
+    assert not large.measured
+    assert large.outside == ["non-embedding parameters 85M, measured 50k", "vocabulary 50257, measured 8192"]
+    text = str(large)
+    assert "OUTSIDE the measured range (non-embedding parameters 85M, measured 50k; vocabulary 50257" in text
+    assert "0 -> L ended 0.53 of the way from the fixed-depth run to the control" in text
+    longer = advise(50_000, 8192, tokens=50_000 * 3000, growth_map=grid)
+    assert longer.outside == ["tokens/param 3k, measured 10-100"]
+    assert [advice_module._count(v) for v in (6.88, 999.7, 50_900, 85.1e6)] == ["6.88", "1k", "50.9k", "85.1M"]
