@@ -88,7 +88,7 @@ class GrowthAdvice:
         if not self.measured:
             where = f"OUTSIDE the measured range ({'; '.join(self.outside)}: nearest cells used, a rough guide)"
         lines = [
-            f"Growth map: {self.tokens_per_parameter:.3g} tokens per non-embedding parameter, vocabulary "
+            f"Growth map: {_count(self.tokens_per_parameter)} tokens per non-embedding parameter, vocabulary "
             f"{self.vocab_size}, {_count(self.non_embedding_parameters)} non-embedding parameters; {where}; "
             f"nearest cells: {self.nearest}."
         ]

@@ -133,4 +133,5 @@ def test_a_run_outside_the_map_on_any_axis_says_which_and_carries_the_share_of_t
     assert "0 -> L ended 0.53 of the way from the fixed-depth run to the control" in text
     longer = advise(50_000, 8192, tokens=50_000 * 3000, growth_map=grid)
     assert longer.outside == ["tokens/param 3k, measured 10-100"]
+    assert str(longer).startswith("Growth map: 3k tokens per non-embedding parameter")  # not "3e+03"
     assert [advice_module._count(v) for v in (6.88, 999.7, 50_900, 85.1e6)] == ["6.88", "1k", "50.9k", "85.1M"]
