@@ -136,6 +136,9 @@ def advise(
 ) -> GrowthAdvice:
     """Expected gaps of 0 -> L and 1 -> L growth for a run, from the measured growth map.
 
+    The FLOPs ratios in the outlooks are those of the measured cells; ``advise_run`` replaces them with your model's
+    own (its LM head and attention counted), which is what to read when you have a config.
+
     Args:
         non_embedding_parameters: parameters of the target-depth model outside the token and position embeddings
             (``hf_progressive.flops.non_embedding_parameters(config, depth)``).
