@@ -48,7 +48,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from runs import RunSpec, Settings, StepTimer, build_trainer, train_one
+from runs import ProgressLines, RunSpec, Settings, StepTimer, build_trainer, train_one
 from shakespeare import Blocks, RandomWindows
 from transformers import GPT2Config
 
@@ -258,8 +258,9 @@ def run_job(job: Job, checkpoints: Path) -> dict:
     output_dir = checkpoints / job.name
     if checkpoint := last_complete_checkpoint(output_dir):
         print(f"{job.name}: resuming from {checkpoint}", flush=True)
+    validation = Blocks(validation_tokens, CONTEXT, CURVE_BLOCKS)
     result = train_one(
-        spec, settings, job.vocab, train, Blocks(validation_tokens, CONTEXT, CURVE_BLOCKS), str(output_dir), finals
+        spec, settings, job.vocab, train, validation, str(output_dir), finals, callbacks=[ProgressLines(job.name)]
     )
     config = job.config()
     result.update(

@@ -72,6 +72,53 @@ class TrainingClock(TrainerCallback):
         self.seconds = json.loads(path.read_text())["seconds"] if path.exists() else float("nan")
 
 
+class ProgressLines(TrainerCallback):
+    """One line per evaluation while training (``label: step 586/2931 (20%), depth 0, val 5.123, 9m 40s, ~38m to
+    growth``): a map run takes up to hours in a background worker whose log would otherwise stay empty until the run
+    ends, and several workers writing tqdm bars into their logs would garble them. Time ahead is extrapolated from
+    the pace at the current depth, so before a growth it is the time to that growth (a shallow step is several
+    times faster than a deep one), after the last the time left; a resumed run counts from its checkpoint."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self._training = False
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self._training, self._started = True, time.perf_counter()
+        self._pace_from, self._depth = (state.global_step, self._started), len(model.transformer.h)
+        schedule = getattr(args, "depth_schedule", None)
+        self._growths = [g.step for g in DepthSchedule(schedule).growth_steps(state.max_steps)] if schedule else []
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self._training = False  # the final evaluations after training are the run's summary line, not progress
+
+    def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
+        if not self._training:
+            return
+        step, total, now = state.global_step, state.max_steps, time.perf_counter()
+        depth = len(model.transformer.h)
+        if depth != self._depth:  # a new pace starts here: the steps before ran at another depth
+            self._pace_from, self._depth = (step, now), depth
+        paced_steps, paced_seconds = step - self._pace_from[0], now - self._pace_from[1]
+        growth = next((g for g in self._growths if g >= step), None)  # growth at g: after step g
+        target, what = (growth, "to growth") if growth is not None else (total, "left")
+        ahead = paced_seconds / paced_steps * (target - step) if paced_steps else float("nan")
+        print(
+            f"{self.label}: step {step}/{total} ({step / total:.0%}), depth {depth}, val {metrics['eval_loss']:.3f}, "
+            f"{_duration(now - self._started)}, ~{_duration(ahead)} {what}",
+            flush=True,
+        )
+
+
+def _duration(seconds: float) -> str:
+    """``1h 05m``, ``9m 40s`` or ``12s``: a log line's times at the precision they are worth."""
+    if seconds != seconds:  # NaN: nothing trained yet to extrapolate from
+        return "?"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
 class StepTimer(TrainerCallback):
     """Wall-clock seconds of every optimizer step, with the depth (active blocks) it ran at: read when the step
     ends, since growth happens in a callback at the beginning of its step, which may run after this one's."""

@@ -107,6 +107,14 @@ def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
     assert environment["torch"] == torch.__version__ and environment["transformers"] == transformers.__version__
     assert environment["cpu"]
     assert first.count("steps, val") == 6
+    # While a run trains, its worker's log shows where it stands: a line per evaluation, with the depth and the time to
+    # growth, then the time left.
+    (zero,) = (path.stem for path in results.glob("*-zero-*.json"))
+    progress = [line for line in first.splitlines() if line.startswith(f"{zero}: step ")]
+    steps = runs["zero"]["settings"]["steps"]
+    assert len(progress) >= 10 and "depth 0" in progress[0] and progress[0].endswith("to growth")
+    assert progress[-1].startswith(f"{zero}: step {steps}/{steps} (100%), depth 4, val ")
+    assert progress[-1].endswith("left")
     assert runs["fixed"]["resumed_from_step"] is None
     assert unfinished.is_dir() and not list(unfinished.iterdir())  # each run's checkpoints go once its JSON is written
 
