@@ -270,21 +270,19 @@ ADVICE_FIELDS = ("size", "vocab", "horizon", "embedding_share", "seeds", "fixed"
 
 def advice_cells(rows: list[dict]) -> list[dict]:
     """One row per (size, vocabulary, horizon) for the package's growth map, from the Muon-NSGD rows (averaged over
-    seeds) of every corpus: the most complete measurement, and of those the one that read its data fewest times.
+    seeds) of every corpus whose runs have all run (fixed, both sources, their equal-FLOPs runs and the control), and
+    of those the one that read its data fewest times.
 
-    Users pretrain on about one pass of their data, and a cell that repeats a small corpus (8k at 300 tokens/param
-    reads the standard library 6 times) measures a data-limited run instead; gaps are relative, so a cell of the
-    larger corpus stands in for it (each entry names its corpus and passes)."""
-
-    def rank(row: dict) -> tuple[int, float]:
-        # A share is missing exactly where its control is: count the runs measured, not the control twice.
-        measured = [name for name in ADVICE_FIELDS if not name.endswith("_share_of_control")]
-        return sum(row.get(name) is None for name in measured), row["epochs"]
-
+    A cell still running stays out: at the map's edge it would be the nearest end for every run beyond it and hide
+    what it has not measured yet (a GPT-2 124M run's advice would lose 1 -> L and the equal-FLOPs answer). Users
+    pretrain on about one pass of their data, and a cell that repeats a small corpus (8k at 300 tokens/param reads
+    the standard library 6 times) measures a data-limited run instead; gaps are relative, so a cell of the larger
+    corpus stands in for it (each entry names its corpus and passes)."""
     chosen: dict[tuple, dict] = {}
     for row in rows:
         key = (row["size"], row["vocab"], row["horizon"])
-        if row.get("zero_gap_fixed") is not None and (key not in chosen or rank(row) < rank(chosen[key])):
+        complete = all(row.get(name) is not None for name in ADVICE_FIELDS)
+        if complete and (key not in chosen or row["epochs"] < chosen[key]["epochs"]):
             chosen[key] = row
     return [chosen[key] for key in sorted(chosen)]
 

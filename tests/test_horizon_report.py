@@ -60,7 +60,7 @@ def test_trends_use_the_two_longest_horizons_of_each_size_vocabulary_and_source(
     assert text.count("| 70% |") == 1 and text.count("| 53% |") == 1
 
 
-def test_the_package_map_takes_each_cell_from_the_most_complete_then_least_repeated_measurement():
+def test_the_package_map_takes_each_cell_from_its_least_repeated_complete_measurement():
     def row(corpus, epochs, vocab=8192, horizon_=300.0, equal=0.03, zero=0.036):
         fields = {name: 0.1 for name in horizon_report.ADVICE_FIELDS}
         fields.update(size="small", vocab=vocab, horizon=horizon_, corpus=corpus, epochs=epochs)
@@ -73,6 +73,9 @@ def test_the_package_map_takes_each_cell_from_the_most_complete_then_least_repea
     no_growth = row("stdlib_torch", 0.1, horizon_=10.0, zero=None)  # a fixed-depth run alone is no cell
     chosen = horizon_report.advice_cells([data_limited, complete, no_growth, larger, partial])
     assert chosen == [complete, larger]  # sorted by (size, vocab, horizon); the one with fewer passes wins
+    # A cell still running stays out even where it is the only measurement: at the map's edge it would be the nearest
+    # end for every run beyond it and hide what it has not measured.
+    assert horizon_report.advice_cells([partial, data_limited]) == [data_limited]
     # Equally complete and equally repeated: the first one listed stays (the standard library's, in report()).
     assert horizon_report.advice_cells([data_limited, row("stdlib_torch", 6.0)]) == [data_limited]
 
