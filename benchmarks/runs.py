@@ -92,13 +92,16 @@ class ProgressLines(TrainerCallback):
     def on_train_end(self, args, state, control, **kwargs):
         self._training = False  # the final evaluations after training are the run's summary line, not progress
 
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        depth = len(model.transformer.h)
+        if depth != self._depth:  # a new pace starts with the first step at this depth, not at the next evaluation
+            self._pace_from, self._depth = (state.global_step, time.perf_counter()), depth
+
     def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
         if not self._training:
             return
         step, total, now = state.global_step, state.max_steps, time.perf_counter()
         depth = len(model.transformer.h)
-        if depth != self._depth:  # a new pace starts here: the steps before ran at another depth
-            self._pace_from, self._depth = (step, now), depth
         paced_steps, paced_seconds = step - self._pace_from[0], now - self._pace_from[1]
         growth = next((g for g in self._growths if g >= step), None)  # growth at g: after step g
         target, what = (growth, "to growth") if growth is not None else (total, "left")

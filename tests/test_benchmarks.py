@@ -115,6 +115,7 @@ def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
     assert len(progress) >= 10 and "depth 0" in progress[0] and progress[0].endswith("to growth")
     assert progress[-1].startswith(f"{zero}: step {steps}/{steps} (100%), depth 4, val ")
     assert progress[-1].endswith("left")
+    assert not [line for line in progress if "~?" in line]  # the line after growth paces the deep steps before it
     assert runs["fixed"]["resumed_from_step"] is None
     assert unfinished.is_dir() and not list(unfinished.iterdir())  # each run's checkpoints go once its JSON is written
 
