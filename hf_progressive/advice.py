@@ -5,8 +5,9 @@ vocabulary, horizon in tokens per non-embedding parameter), the final validation
 at 0.8T against the fixed-depth run of the same steps, against a fixed run of the same FLOPs, and against a fresh deep
 model trained only for the post-growth steps. Where a cell was measured on more than one corpus, the map keeps its
 most complete measurement, and of those the one that repeated its data least (``corpus`` and ``passes`` say which),
-as users' pretraining runs rarely repeat theirs. :func:`advise` finds the cells nearest to a run and interpolates
-over the horizon; README "When does growth pay off?" says how the map was measured and how far it reaches.
+as users' pretraining runs rarely repeat theirs. :func:`advise` finds the cells nearest to a run (the nearest
+vocabulary; of its sizes, the one measured nearest the run's horizon, then the nearest in size) and interpolates over
+the horizon; README "When does growth pay off?" says how the map was measured and how far it reaches.
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ class GrowthAdvice:
     vocab_size: int
     non_embedding_parameters: int
     #: Whether the run lies inside the measured map on every axis: its horizon within the horizons measured for the
-    #: nearest vocabulary and size, its model size within the sizes measured at that vocabulary, its vocabulary
-    #: within the vocabularies measured.
+    #: size read (at the nearest vocabulary), its model size within the sizes measured at that vocabulary, its
+    #: vocabulary within the vocabularies measured.
     measured: bool
     nearest: str  #: the cells interpolated, e.g. "small (32 wide, 4 blocks), vocabulary 8192, 30-100 tokens/param"
     outlooks: list[SourceOutlook] = field(default_factory=list)
@@ -160,9 +161,18 @@ def advise(
     horizon = tokens / non_embedding_parameters
     vocab = min({c["vocab"] for c in cells}, key=lambda v: abs(math.log(v / vocab_size)))
     same_vocab = [c for c in cells if c["vocab"] == vocab]
+
+    def horizon_miss(size: int) -> float:
+        """How far (log scale) the run's horizon lies outside the horizons measured for this size; 0 inside."""
+        measured = [c["horizon"] for c in same_vocab if c["non_embedding_parameters"] == size]
+        return max(0.0, math.log(min(measured) / horizon), math.log(horizon / max(measured)))
+
+    # The size whose measured horizons reach the run's, then the nearest size: along each row of the map the gaps
+    # move more than between its sizes (at 32k the 1 -> L copy share rises from 0.13 at 30 tokens/param to 0.66 at
+    # 300), so a GPT-2-sized run at 2,000 tokens/param reads the small model's 300 cell, not the medium one's 30.
     size = min(
         {c["non_embedding_parameters"] for c in same_vocab},
-        key=lambda n: abs(math.log(n / non_embedding_parameters)),
+        key=lambda n: (round(horizon_miss(n), 9), abs(math.log(n / non_embedding_parameters))),
     )
     row = sorted((c for c in same_vocab if c["non_embedding_parameters"] == size), key=lambda c: c["horizon"])
     horizons = [c["horizon"] for c in row]

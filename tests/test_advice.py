@@ -1,4 +1,5 @@
-"""The growth advice reads the measured map: nearest vocabulary and size, interpolation over the horizon."""
+"""The growth advice reads the measured map: nearest vocabulary, the size measured at the run's horizon, then the
+nearest size; interpolation over the horizon."""
 
 import math
 
@@ -70,6 +71,27 @@ def test_outside_the_measured_horizons_uses_the_nearest_end_and_says_so():
     medium = advise(400_000, 8192, tokens=400_000 * 10, growth_map=MAP)
     assert "medium" in medium.nearest and not medium.growth_pays and medium.schedule(4) == "4@0"
     assert "LOSE" in str(medium)
+
+
+def test_the_size_measured_at_the_run_horizon_is_read_before_the_nearest_size():
+    # The medium model was measured only at 10 tokens/param, the small one up to 300: a far larger model at 300
+    # tokens/param must read the small model's 300 cell (the gaps move most along the horizon), not medium's 10.
+    grid = {
+        "cells": [
+            cell(8192, 10, 0.05, n=500_000, size="medium", zero_fixed=0.12),
+            cell(8192, 10, 0.04, zero_fixed=0.11),
+            cell(8192, 300, 0.01, zero_fixed=0.03),
+        ]
+    }
+    far = advise(85_000_000, 8192, tokens=85_000_000 * 300, growth_map=grid)
+    assert "small" in far.nearest and "300 tokens/param" in far.nearest
+    assert far.outlooks[0].gap_fixed == pytest.approx(0.03)
+    assert far.outside == ["non-embedding parameters 85M, measured 50k-500k"]
+    # Beyond every size's horizons, the size that reaches nearest: at 3,000 the small model's 300 cell.
+    assert "small" in advise(85_000_000, 8192, tokens=85_000_000 * 3000, growth_map=grid).nearest
+    # Where both sizes were measured at the run's horizon, the nearer size still decides.
+    near = advise(400_000, 8192, tokens=400_000 * 10, growth_map=grid)
+    assert "medium" in near.nearest and near.outlooks[0].gap_fixed == pytest.approx(0.12)
 
 
 def test_a_cell_without_equal_flops_runs_says_the_comparison_is_unknown_instead_of_a_loss():
