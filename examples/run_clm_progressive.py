@@ -593,7 +593,7 @@ def growth_outlook(trainer: ProgressiveTrainer, block_size: int) -> GrowthAdvice
     advice = advise_run(trainer.model.config, plan.schedule.final_depth, tokens, block_size)
     logger.info("%s", advice)
     mine = next((o for o in advice.outlooks if o.source_depth == plan.schedule.initial_depth), None)
-    if mine is not None and mine.gap_equal_flops is not None and mine.gap_equal_flops >= 0:
+    if mine is not None and mine.beats_equal_flops is False:
         best = advice.best
         instead = (
             f"grow from {best.source_depth} block(s) instead (--depth_schedule "

@@ -19,6 +19,11 @@ from functools import cache
 from importlib import resources
 
 SOURCES = {"zero": 0, "one": 1}
+#: How far (as a factor) a run's FLOPs ratio may lie from the measured cells' before their equal-FLOPs comparison
+#: stops carrying to it as it is: the fixed run of the run's FLOPs trains on that factor more or fewer tokens than the
+#: cells' did. Within a quarter, as between the example's small configs and the cells; GPT-2 124M growing 0 -> 12
+#: uses 43% of the FLOPs where the 32k cells' growth used 96%, a fixed run of less than half the tokens.
+FLOPS_RATIO_TOLERANCE = 1.25
 #: How the advice names a cell's fields ("one_gap_equal" -> "1 -> L vs equal FLOPs").
 QUANTITIES = {
     "gap_fixed": "vs fixed",
@@ -43,6 +48,24 @@ class SourceOutlook:
     #: control). Steady over the measured horizons at 8k-32k vocabularies (README "When does growth pay off?"),
     #: so the number to carry to a run beyond the map.
     share_of_control: float | None = None
+    #: The FLOPs ratio at which ``gap_equal_flops`` was measured (the cells'); ``flops_ratio`` may be the run's own.
+    measured_flops_ratio: float | None = None
+
+    @property
+    def beats_equal_flops(self) -> bool | None:
+        """Whether this source is expected to beat a fixed run of the same FLOPs as the run's own; None: unknown.
+
+        A schedule that saves more compute than the measured cells faces a fixed run of fewer tokens, so the measured
+        gap is an upper bound on its own: it carries a win, not a loss. One that saves less carries a loss, not a win.
+        """
+        gap = self.gap_equal_flops
+        if gap is None:
+            return None
+        if not _shifted(self):
+            return gap < 0
+        if self.flops_ratio < self.measured_flops_ratio:  # the run saves more than the cells did
+            return True if gap < 0 else None
+        return False if gap >= 0 else None
 
 
 @dataclass
@@ -67,15 +90,21 @@ class GrowthAdvice:
 
     @property
     def best(self) -> SourceOutlook | None:
-        """The source with the smallest expected gap against a fixed run of equal FLOPs."""
-        known = [o for o in self.outlooks if o.gap_equal_flops is not None]
+        """The source with the smallest expected gap against a fixed run of equal FLOPs, of those whose comparison
+        with that run is known (``beats_equal_flops`` not None)."""
+        known = [o for o in self.outlooks if o.beats_equal_flops is not None]
         return min(known, key=lambda o: o.gap_equal_flops) if known else None
 
     @property
     def growth_pays(self) -> bool:
         """Whether the best source is expected to beat a fixed-depth run of the same FLOPs."""
         best = self.best
-        return best is not None and best.gap_equal_flops < 0
+        return best is not None and best.beats_equal_flops is True
+
+    @property
+    def growth_loses(self) -> bool:
+        """Whether every source is expected to lose to a fixed-depth run of the same FLOPs."""
+        return bool(self.outlooks) and all(o.beats_equal_flops is False for o in self.outlooks)
 
     def schedule(self, target_depth: int) -> str:
         """The recommended ``depth_schedule`` (the best source, growth at 0.8T), or a fixed-depth one."""
@@ -93,12 +122,18 @@ class GrowthAdvice:
             f"{self.vocab_size}, {_count(self.non_embedding_parameters)} non-embedding parameters; {where}; "
             f"nearest cells: {self.nearest}."
         ]
+        shifted = []
         for outlook in self.outlooks:
+            flops = f"{_ratio(outlook.flops_ratio)} of the FLOPs"
+            if outlook.gap_equal_flops is not None and _shifted(outlook):
+                flops = f"measured where growth used {_ratio(outlook.measured_flops_ratio)} of the FLOPs; yours: "
+                flops += _ratio(outlook.flops_ratio)
+                shifted.append(outlook)
             lines.append(
                 f"  {outlook.source_depth} -> L ({outlook.init}) at 0.8T: final loss {_pct(outlook.gap_fixed)} vs the "
                 f"fixed-depth run of the same steps, {_pct(outlook.gap_equal_flops)} vs a fixed run of the same FLOPs "
-                f"({_ratio(outlook.flops_ratio)} of the FLOPs), {_pct(outlook.gap_control)} vs a fresh deep model "
-                "trained only for the last 20% of the steps."
+                f"({flops}), {_pct(outlook.gap_control)} vs a fresh deep model trained only for the last 20% of the "
+                "steps."
             )
         shares = [o for o in self.outlooks if o.share_of_control is not None]
         if shares and not self.measured:
@@ -118,6 +153,16 @@ class GrowthAdvice:
             )
         if self.growth_pays:
             lines.append("  Growth is expected to beat a fixed-depth run of the same compute here.")
+        elif shifted and not self.growth_loses:
+            # The cells' equal-FLOPs runs trained on more (or fewer) tokens than one of this run's FLOPs would, so
+            # their verdict carries only one way: say which way and leave the rest to the user's own estimate.
+            lines.append(
+                "  Your schedule saves a different share of the compute than the measured cells' growth did, so a "
+                "fixed run of your FLOPs trains on a different number of tokens than the one measured: the gap vs "
+                "equal FLOPs above is an upper bound where you save more, a lower bound where you save less, and "
+                "whether growth beats a fixed run of the same compute is unknown here (estimate that run's loss from "
+                "a scaling law, README 'When does growth pay off?'); the recommended schedule stays at fixed depth."
+            )
         elif self.best is None:
             # A cell whose equal-FLOPs runs have not run yet: say so rather than claim a loss nobody measured.
             lines.append(
@@ -227,6 +272,7 @@ def advise(
                 gap_equal_flops=value(f"{source}_gap_equal"),
                 gap_control=value(f"{source}_gap_control"),
                 flops_ratio=value(f"{source}_flops_ratio"),
+                measured_flops_ratio=value(f"{source}_flops_ratio"),
                 share_of_control=value(f"{source}_share_of_control"),
             )
         )
@@ -276,6 +322,14 @@ def _count(value: float) -> str:
         if value >= 0.9995 * size:  # 999.7 rounds to 1k at 3 figures, not to "1e+03"
             return f"{value / size:.3g}{suffix}"
     return f"{value:.3g}"
+
+
+def _shifted(outlook: SourceOutlook) -> bool:
+    """Whether the run's FLOPs ratio lies beyond the tolerance from the one the cells measured their gap at."""
+    if not outlook.flops_ratio or not outlook.measured_flops_ratio:
+        return False
+    factor = outlook.flops_ratio / outlook.measured_flops_ratio
+    return not 1 / FLOPS_RATIO_TOLERANCE <= factor <= FLOPS_RATIO_TOLERANCE
 
 
 def _pct(value: float | None) -> str:

@@ -8,7 +8,7 @@ from conftest import tiny_config
 
 from hf_progressive import advice as advice_module
 from hf_progressive import advise, advise_run, flops
-from hf_progressive.advice import load_growth_map
+from hf_progressive.advice import GrowthAdvice, SourceOutlook, load_growth_map
 
 
 def cell(vocab, horizon, zero_equal, n=50_000, size="small", **gaps):
@@ -157,3 +157,60 @@ def test_a_run_outside_the_map_on_any_axis_says_which_and_carries_the_share_of_t
     assert longer.outside == ["tokens/param 3k, measured 10-100"]
     assert str(longer).startswith("Growth map: 3k tokens per non-embedding parameter")  # not "3e+03"
     assert [advice_module._count(v) for v in (6.88, 999.7, 50_900, 85.1e6)] == ["6.88", "1k", "50.9k", "85.1M"]
+
+
+def outlook(gap_equal, own, measured, depth=0):
+    return SourceOutlook(depth, "random", 0.03, gap_equal, -0.02, own, measured_flops_ratio=measured)
+
+
+@pytest.mark.parametrize(
+    ("gap_equal", "own", "measured", "verdict"),
+    [
+        (0.072, 0.27, 0.26, False),  # within the tolerance: the cells' verdict carries as it is
+        (-0.01, 0.27, 0.26, True),
+        (-0.04, 0.50, 0.44, True),  # the example's 1 -> L copy: 13% more tokens for the fixed run, still within
+        (0.033, 0.43, 0.96, None),  # saves far more than the cells: a loss there says nothing here
+        (-0.01, 0.43, 0.96, True),  # ... but a win there is a bigger win here
+        (0.02, 0.99, 0.70, False),  # saves far less: a loss there is a bigger loss here
+        (-0.02, 0.99, 0.70, None),  # ... but a win there says nothing here
+        (None, 0.43, 0.96, None),
+    ],
+)
+def test_the_equal_flops_verdict_carries_only_the_way_the_runs_flops_allow(gap_equal, own, measured, verdict):
+    assert outlook(gap_equal, own, measured).beats_equal_flops is verdict
+
+
+def test_a_run_saving_far_more_compute_than_the_cells_is_not_told_growth_loses():
+    # GPT-2 124M at 616 tokens/param: growth there uses 43% / 48% of the FLOPs, the cells read 96% / 97%; a fixed run
+    # of 43% of the FLOPs trains on far fewer tokens than the cells' equal-FLOPs runs, so "LOSE" was not measured.
+    shifted = GrowthAdvice(
+        616, 50257, 85_000_000, False, "cells", [outlook(0.033, 0.43, 0.96), outlook(0.037, 0.48, 0.97, 1)]
+    )
+    text = str(shifted)
+    assert not shifted.growth_pays and not shifted.growth_loses and shifted.best is None
+    assert (
+        "LOSE" not in text
+        and "unknown here" in text
+        and "measured where growth used 96% of the FLOPs; yours: 43%" in text
+    )
+    assert shifted.schedule(12) == "12@0"
+    # The same gaps at the cells' own FLOPs ratio are a measured loss, and say so.
+    measured = GrowthAdvice(
+        300, 32768, 50_000, True, "cells", [outlook(0.033, 0.96, 0.96), outlook(0.037, 0.97, 0.97, 1)]
+    )
+    assert measured.growth_loses and "LOSE" in str(measured) and "yours" not in str(measured)
+    # A win at the cells' ratio is a larger win at a run that saves more: recommended.
+    winning = GrowthAdvice(
+        300, 32768, 50_000, False, "cells", [outlook(-0.01, 0.43, 0.96), outlook(0.037, 0.48, 0.97, 1)]
+    )
+    assert winning.growth_pays and winning.schedule(12) == "0@0,12@0.8" and "beat" in str(winning)
+
+
+def test_advise_run_keeps_the_cells_flops_ratio_beside_the_runs_own(monkeypatch):
+    far = {"cells": [{**cell(257, 10, 0.05, zero_fixed=0.1), "zero_flops_ratio": 0.95}]}
+    monkeypatch.setattr(advice_module, "load_growth_map", lambda: far)
+    config = tiny_config(0, vocab_size=257, n_embd=32)
+    advice = advise_run(config, 4, tokens=10 * flops.non_embedding_parameters(config, 4))
+    zero = advice.outlooks[0]
+    assert zero.measured_flops_ratio == pytest.approx(0.95) and zero.flops_ratio < 0.9
+    assert zero.beats_equal_flops is None and "LOSE" not in str(advice) and "yours:" in str(advice)
