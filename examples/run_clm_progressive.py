@@ -25,7 +25,6 @@ input (README "Reliability").
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import json
 import logging
@@ -882,7 +881,7 @@ def main() -> dict:
     if comparison is not None:
         summary["fixed_reference"] = comparison
     if outlook is not None:
-        summary["growth_outlook"] = dataclasses.asdict(outlook)
+        summary["growth_outlook"] = outlook.to_dict()
     if trainer.is_world_process_zero():
         # The model card (README.md) shows the loss plot that save_model wrote beside it (needs matplotlib).
         plot = os.path.join(training_args.output_dir, PLOT_NAME)

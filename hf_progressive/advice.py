@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cache
 from importlib import resources
 
 SOURCES = {"zero": 0, "one": 1}
-#: How far (as a factor) a run's FLOPs ratio may lie from the measured cells' before their equal-FLOPs comparison
-#: stops carrying to it as it is: the fixed run of the run's FLOPs trains on that factor more or fewer tokens than the
-#: cells' did. Within a quarter, as between the example's small configs and the cells; GPT-2 124M growing 0 -> 12
-#: uses 43% of the FLOPs where the 32k cells' growth used 96%, a fixed run of less than half the tokens.
-FLOPS_RATIO_TOLERANCE = 1.25
+#: Where every cell of the map grows (as a fraction of the steps), and where the recommended schedule grows: the
+#: control of a cell is a fixed-depth run of the remaining ``1 - GROWTH_AT`` of the tokens.
+GROWTH_AT = 0.8
 #: How the advice names a cell's fields ("one_gap_equal" -> "1 -> L vs equal FLOPs").
 QUANTITIES = {
     "gap_fixed": "vs fixed",
@@ -41,31 +39,70 @@ class SourceOutlook:
     source_depth: int
     init: str
     gap_fixed: float | None  #: against the fixed-depth run of the same steps (the paper's comparison)
-    gap_equal_flops: float | None  #: against a fixed-depth run of the same FLOPs (fewer steps)
+    #: Against the cells' fixed-depth run of the same FLOPs as their growth (``measured_flops_ratio`` of the steps);
+    #: ``gap_equal_flops`` carries it to this run's own FLOPs ratio.
+    measured_gap_equal_flops: float | None
     gap_control: float | None  #: against a fresh deep model trained only for the post-growth steps
     flops_ratio: float | None  #: FLOPs of the progressive run / the fixed run's (LM head and attention counted)
     #: ``gap_fixed`` as a share of the control's gap to the fixed run (0: level with fixed; 1: no better than the
     #: control). Steady over the measured horizons at 8k-32k vocabularies (README "When does growth pay off?"),
     #: so the number to carry to a run beyond the map.
     share_of_control: float | None = None
-    #: The FLOPs ratio at which ``gap_equal_flops`` was measured (the cells'); ``flops_ratio`` may be the run's own.
+    #: The FLOPs ratio of the cells' growth, at which ``measured_gap_equal_flops`` was measured; ``flops_ratio`` may
+    #: be the run's own (``advise_run``).
     measured_flops_ratio: float | None = None
+
+    def fixed_loss_at(self, fraction: float) -> float | None:
+        """Final loss of a fixed-depth run trained on ``fraction`` of the tokens (its own WSD), relative to the full
+        run's, as the cells measured it; None where they did not reach.
+
+        Each cell trained three such runs: the full one (1), the equal-FLOPs one (``measured_flops_ratio``) and the
+        control (``1 - GROWTH_AT``: a fresh model on the post-growth steps is a fixed run of that many tokens).
+        Between them the loss is interpolated linearly on log-log axes, as a power law in the tokens would be.
+        """
+        if self.gap_fixed is None:
+            return None
+        progressive = 1 + self.gap_fixed  # the progressive run's loss, relative to the full fixed run's
+        points = {1.0: 1.0}
+        if self.measured_flops_ratio and self.measured_gap_equal_flops is not None:
+            points[self.measured_flops_ratio] = progressive / (1 + self.measured_gap_equal_flops)
+        if self.gap_control is not None:
+            points[1 - GROWTH_AT] = progressive / (1 + self.gap_control)
+        fractions = sorted(points)
+        if fraction in points:
+            return points[fraction]
+        for low, high in zip(fractions, fractions[1:]):
+            if low < fraction < high:
+                weight = math.log(fraction / low) / math.log(high / low)
+                return math.exp((1 - weight) * math.log(points[low]) + weight * math.log(points[high]))
+        return None
+
+    @property
+    def gap_equal_flops(self) -> float | None:
+        """Against a fixed-depth run of the same FLOPs as this run's (``flops_ratio`` of the fixed run's tokens).
+
+        The cells' measured gap where the run saves what their growth did; elsewhere read off the cells' fixed runs
+        (:meth:`fixed_loss_at`): GPT-2 124M growing 0 -> 12 uses 43% of the FLOPs where the 32k cells' growth used
+        96%, so its equal-FLOPs run trains on far fewer tokens than theirs and ends far higher.
+        """
+        if self.flops_ratio is None or self.measured_flops_ratio is None:
+            return self.measured_gap_equal_flops
+        fixed = self.fixed_loss_at(self.flops_ratio)
+        return None if fixed is None else (1 + self.gap_fixed) / fixed - 1
+
+    @property
+    def equal_flops_estimated(self) -> bool:
+        """Whether ``gap_equal_flops`` is read off the cells' fixed runs, not measured at this run's FLOPs ratio (as
+        the percentages print)."""
+        if self.gap_equal_flops is None:
+            return False
+        return self.measured_gap_equal_flops is None or _ratio(self.measured_flops_ratio) != _ratio(self.flops_ratio)
 
     @property
     def beats_equal_flops(self) -> bool | None:
-        """Whether this source is expected to beat a fixed run of the same FLOPs as the run's own; None: unknown.
-
-        A schedule that saves more compute than the measured cells faces a fixed run of fewer tokens, so the measured
-        gap is an upper bound on its own: it carries a win, not a loss. One that saves less carries a loss, not a win.
-        """
+        """Whether this source is expected to beat a fixed run of the same FLOPs as the run's own; None: unknown."""
         gap = self.gap_equal_flops
-        if gap is None:
-            return None
-        if not _shifted(self):
-            return gap < 0
-        if self.flops_ratio < self.measured_flops_ratio:  # the run saves more than the cells did
-            return True if gap < 0 else None
-        return False if gap >= 0 else None
+        return None if gap is None else gap < 0
 
 
 @dataclass
@@ -101,17 +138,20 @@ class GrowthAdvice:
         best = self.best
         return best is not None and best.beats_equal_flops is True
 
-    @property
-    def growth_loses(self) -> bool:
-        """Whether every source is expected to lose to a fixed-depth run of the same FLOPs."""
-        return bool(self.outlooks) and all(o.beats_equal_flops is False for o in self.outlooks)
-
     def schedule(self, target_depth: int) -> str:
         """The recommended ``depth_schedule`` (the best source, growth at 0.8T), or a fixed-depth one."""
         best = self.best
         if best is None or not self.growth_pays:
             return f"{target_depth}@0"
-        return f"{best.source_depth}@0,{target_depth}@0.8"
+        return f"{best.source_depth}@0,{target_depth}@{GROWTH_AT:g}"
+
+    def to_dict(self) -> dict:
+        """The advice as JSON-ready data; each outlook also carries its ``gap_equal_flops`` (derived, so ``asdict``
+        alone leaves it out)."""
+        data = asdict(self)
+        for entry, outlook in zip(data["outlooks"], self.outlooks):
+            entry["gap_equal_flops"] = outlook.gap_equal_flops
+        return data
 
     def __str__(self) -> str:
         where = "inside the measured range"
@@ -122,18 +162,27 @@ class GrowthAdvice:
             f"{self.vocab_size}, {_count(self.non_embedding_parameters)} non-embedding parameters; {where}; "
             f"nearest cells: {self.nearest}."
         ]
-        shifted = []
         for outlook in self.outlooks:
             flops = f"{_ratio(outlook.flops_ratio)} of the FLOPs"
-            if outlook.gap_equal_flops is not None and _shifted(outlook):
-                flops = f"measured where growth used {_ratio(outlook.measured_flops_ratio)} of the FLOPs; yours: "
-                flops += _ratio(outlook.flops_ratio)
-                shifted.append(outlook)
+            if outlook.equal_flops_estimated:
+                flops += "; estimated"
+                if outlook.measured_gap_equal_flops is not None:
+                    flops += (
+                        f" from {_pct(outlook.measured_gap_equal_flops)} where the cells' growth used "
+                        f"{_ratio(outlook.measured_flops_ratio)}"
+                    )
             lines.append(
                 f"  {outlook.source_depth} -> L ({outlook.init}) at 0.8T: final loss {_pct(outlook.gap_fixed)} vs the "
                 f"fixed-depth run of the same steps, {_pct(outlook.gap_equal_flops)} vs a fixed run of the same FLOPs "
                 f"({flops}), {_pct(outlook.gap_control)} vs a fresh deep model trained only for the last 20% of the "
                 "steps."
+            )
+        if any(o.equal_flops_estimated for o in self.outlooks):
+            # A fixed run of the user's FLOPs trains on their share of the tokens, not on the cells' share.
+            lines.append(
+                "  Estimated: a fixed run of your FLOPs trains on that share of your tokens; its loss is read off the "
+                "cells' fixed-depth runs of 20% (the control), their growth's share and 100% of the tokens, each with "
+                "its own WSD (log-log interpolation)."
             )
         shares = [o for o in self.outlooks if o.share_of_control is not None]
         if shares and not self.measured:
@@ -151,28 +200,22 @@ class GrowthAdvice:
                 + ", ".join(f"{_quantity(name)} (the {h:g} tokens/param cell)" for name, h in self.one_ended.items())
                 + "."
             )
-        if self.growth_pays:
-            lines.append("  Growth is expected to beat a fixed-depth run of the same compute here.")
-        elif shifted and not self.growth_loses:
-            # The cells' equal-FLOPs runs trained on more (or fewer) tokens than one of this run's FLOPs would, so
-            # their verdict carries only one way: say which way and leave the rest to the user's own estimate.
-            lines.append(
-                "  Your schedule saves a different share of the compute than the measured cells' growth did, so a "
-                "fixed run of your FLOPs trains on a different number of tokens than the one measured: the gap vs "
-                "equal FLOPs above is an upper bound where you save more, a lower bound where you save less, and "
-                "whether growth beats a fixed run of the same compute is unknown here (estimate that run's loss from "
-                "a scaling law, README 'When does growth pay off?'); the recommended schedule stays at fixed depth."
-            )
-        elif self.best is None:
+        best = self.best
+        if best is None:
             # A cell whose equal-FLOPs runs have not run yet: say so rather than claim a loss nobody measured.
             lines.append(
-                "  No fixed-depth run of the same FLOPs was measured in the cells read, so whether growth beats one "
+                "  No fixed-depth run near your FLOPs was measured in the cells read, so whether growth beats one "
                 "here is unknown; the recommended schedule stays at fixed depth until it is."
             )
+            return "\n".join(lines)
+        basis = " (by the estimate above)" if best.equal_flops_estimated else ""
+        if self.growth_pays:
+            lines.append(f"  Growth is expected to beat a fixed-depth run of the same compute here{basis}.")
         else:
             lines.append(
-                "  Growth is expected to LOSE to a fixed-depth run of the same compute here: for the same FLOPs, train "
-                "the full-depth model for fewer steps, or use growth to save compute when its gap is acceptable."
+                f"  Growth is expected to LOSE to a fixed-depth run of the same compute here{basis}: for the same "
+                "FLOPs, train the full-depth model for fewer steps, or use growth to save compute when its gap is "
+                "acceptable."
             )
         return "\n".join(lines)
 
@@ -264,15 +307,16 @@ def advise(
         gap_fixed = value(f"{source}_gap_fixed")
         if gap_fixed is None:  # this source was not run in the cells read
             continue
+        flops_ratio = value(f"{source}_flops_ratio")
         outlooks.append(
             SourceOutlook(
                 source_depth=depth,
                 init="random" if depth == 0 else "copy",
                 gap_fixed=gap_fixed,
-                gap_equal_flops=value(f"{source}_gap_equal"),
+                measured_gap_equal_flops=value(f"{source}_gap_equal"),
                 gap_control=value(f"{source}_gap_control"),
-                flops_ratio=value(f"{source}_flops_ratio"),
-                measured_flops_ratio=value(f"{source}_flops_ratio"),
+                flops_ratio=flops_ratio,
+                measured_flops_ratio=flops_ratio,
                 share_of_control=value(f"{source}_share_of_control"),
             )
         )
@@ -298,7 +342,7 @@ def advise_run(config, target_depth: int, tokens: float, context_length: int | N
 
     advice = advise(non_embedding_parameters(config, target_depth), config.vocab_size, tokens)
     for outlook in advice.outlooks:
-        schedule = DepthSchedule(f"{outlook.source_depth}@0,{target_depth}@0.8")
+        schedule = DepthSchedule(f"{outlook.source_depth}@0,{target_depth}@{GROWTH_AT:g}")
         outlook.flops_ratio = schedule_compute_ratios(config, schedule, 1000, context_length).forward_flops
     for source in SOURCES:
         advice.one_ended.pop(f"{source}_flops_ratio", None)  # the ratios are now this model's own
@@ -322,14 +366,6 @@ def _count(value: float) -> str:
         if value >= 0.9995 * size:  # 999.7 rounds to 1k at 3 figures, not to "1e+03"
             return f"{value / size:.3g}{suffix}"
     return f"{value:.3g}"
-
-
-def _shifted(outlook: SourceOutlook) -> bool:
-    """Whether the run's FLOPs ratio lies beyond the tolerance from the one the cells measured their gap at."""
-    if not outlook.flops_ratio or not outlook.measured_flops_ratio:
-        return False
-    factor = outlook.flops_ratio / outlook.measured_flops_ratio
-    return not 1 / FLOPS_RATIO_TOLERANCE <= factor <= FLOPS_RATIO_TOLERANCE
 
 
 def _pct(value: float | None) -> str:
