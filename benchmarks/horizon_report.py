@@ -30,6 +30,7 @@ from horizon import (
 from horizon_figures import cell_figure_name, plot_curves, plot_gaps, plot_pareto
 
 from hf_progressive import flops
+from hf_progressive.advice import CONTROL_SHARE, fixed_runs_from, interpolate_log_log
 
 
 def load(results: Path) -> dict[str, dict]:
@@ -287,6 +288,72 @@ def advice_cells(rows: list[dict]) -> list[dict]:
     return [chosen[key] for key in sorted(chosen)]
 
 
+def estimate_check(entries: list[dict]) -> list[dict]:
+    """Each equal-FLOPs run of the growth map predicted from its cell's other fixed runs, as the advice estimates a
+    run's own equal-FLOPs gap (``hf_progressive.advice.fixed_runs_from``, log-log interpolation): leave one out.
+
+    Returns one row per (cell, source): the measured gap to that run, the estimate without it, and the error
+    (estimate - measured; negative: the estimate favoured growth)."""
+    checked = []
+    for entry in entries:
+        for source in SOURCE_NAMES:
+            share, gap = entry[f"{source}_flops_ratio"], entry[f"{source}_gap_equal"]
+            others = [
+                (entry[f"{s}_gap_fixed"], s_share, entry[f"{s}_{field}"])
+                for s in SOURCE_NAMES
+                for field, s_share in (("gap_equal", entry[f"{s}_flops_ratio"]), ("gap_control", CONTROL_SHARE))
+                if (s, field) != (source, "gap_equal")
+            ]
+            fixed = interpolate_log_log(fixed_runs_from(others), share)
+            if fixed is None or gap is None:
+                continue
+            estimate = (1 + entry[f"{source}_gap_fixed"]) / fixed - 1
+            checked.append(
+                {
+                    **{k: entry[k] for k in ("size", "vocab", "horizon")},
+                    "source": source,
+                    "share": share,
+                    "measured": gap,
+                    "estimate": estimate,
+                    "error": estimate - gap,
+                }
+            )
+    return checked
+
+
+def estimate_summary(checked: list[dict]) -> dict[int, dict]:
+    """:func:`estimate_check` per vocabulary: the count, the mean and largest absolute error, how many estimates
+    favoured growth, and the worst row. The package's map carries it, so the advice can say how far to trust it."""
+    summary = {}
+    for vocab in sorted({c["vocab"] for c in checked}):
+        mine = [c for c in checked if c["vocab"] == vocab]
+        worst = max(mine, key=lambda c: abs(c["error"]))
+        summary[vocab] = {
+            "runs": len(mine),
+            "mean_abs_error": round(statistics.mean(abs(c["error"]) for c in mine), 5),
+            "max_abs_error": round(abs(worst["error"]), 5),
+            "favoured_growth": sum(c["error"] < 0 for c in mine),
+            "worst": worst,
+        }
+    return summary
+
+
+def estimate_table(summary: dict[int, dict]) -> str:
+    """The leave-one-out check of :func:`estimate_check`, one line per vocabulary."""
+    lines = [
+        "| vocab | equal-FLOPs runs predicted | mean absolute error | largest error (cell) | favoured growth |",
+        "|---|---|---|---|---|",
+    ]
+    for vocab, check in summary.items():
+        worst = check["worst"]
+        lines.append(
+            f"| {vocab} | {check['runs']} | {check['mean_abs_error']:.2%} | {worst['error']:+.2%} ({worst['size']} "
+            f"{worst['horizon']:g} tokens/param, {SOURCE_NAMES[worst['source']]} at {worst['share']:.0%} of the "
+            f"FLOPs) | {check['favoured_growth']} of {check['runs']} |"
+        )
+    return "\n".join(lines)
+
+
 def _tokens_per_param(value: float | None) -> str:
     if value is None:
         return "never"
@@ -414,6 +481,19 @@ def report(results: Path, curves: list[tuple], readme: Path | None = None) -> No
     swept = {(r["size"], r["vocab"], r["horizon"], r["optim"]) for r in fixed_only}
     sweep = [r for r in other if (r["size"], r["vocab"], r["horizon"], r["optim"]) in swept]
     other = [r for r in other if r not in fixed_only]
+    # The table the package's advice reads (hf_progressive.advice): one entry per measured cell, of any corpus.
+    entries = [
+        {
+            **{k: r.get(k) for k in ADVICE_FIELDS},
+            "corpus": r["corpus"],
+            "passes": round(r["epochs"], 2),
+            **SIZES[r["size"]],
+            "non_embedding_parameters": _non_embedding(r),
+        }
+        for r in advice_cells(main_optimizer)
+    ]
+    # How well the advice's equal-FLOPs estimate predicts the map's own runs: the map carries it to the advice.
+    check = estimate_summary(estimate_check(entries))
     # Each table is built once: summary.md and the README's marked blocks show the same text.
     blocks = {
         "map": table(muon),
@@ -421,6 +501,7 @@ def report(results: Path, curves: list[tuple], readme: Path | None = None) -> No
         "other": table(other),
         "levers": variants_table(all_runs),
         "shares": shares_table(main_optimizer),
+        "estimate": estimate_table(check),
     }
     if sweep:
         blocks["sweep"] = sweep_table(sweep, muon)
@@ -436,6 +517,7 @@ def report(results: Path, curves: list[tuple], readme: Path | None = None) -> No
     if larger:
         text += "\n\n## Other corpora\n\n" + blocks["corpora"]
     text += "\n\n## Levers, growth steps and k-layer sources\n\n" + blocks["levers"]
+    text += "\n\n## The equal-FLOPs estimate, checked on the map (leave one out)\n\n" + blocks["estimate"]
     if readme is not None:
         update_readme(readme, blocks)
     print(text)
@@ -447,20 +529,13 @@ def report(results: Path, curves: list[tuple], readme: Path | None = None) -> No
     for cell in curves:
         plot_curves(all_runs, cell, results / cell_figure_name("curves", cell))
         plot_pareto(all_runs, cell, results / cell_figure_name("pareto", cell))
-    # The table the package's advice reads (hf_progressive.advice): one entry per measured cell, of any corpus.
-    entries = [
-        {
-            **{k: r.get(k) for k in ADVICE_FIELDS},
-            "corpus": r["corpus"],
-            "passes": round(r["epochs"], 2),
-            **SIZES[r["size"]],
-            "non_embedding_parameters": _non_embedding(r),
-        }
-        for r in advice_cells(main_optimizer)
-    ]
+    accuracy = {str(vocab): {k: v for k, v in c.items() if k != "worst"} for vocab, c in check.items()}
     # Only the committed map feeds the package; a map elsewhere (tests, experiments) keeps its table beside it.
     growth_map = GROWTH_MAP if results.resolve() == RESULTS.resolve() else results / GROWTH_MAP.name
-    growth_map.write_text(json.dumps({"source": "benchmarks/horizon.py --report", "cells": entries}, indent=1) + "\n")
+    growth_map.write_text(
+        json.dumps({"source": "benchmarks/horizon.py --report", "cells": entries, "estimate_check": accuracy}, indent=1)
+        + "\n"
+    )
     print(f"\nwrote {results / 'summary.md'}, gaps.png, curve plots and {growth_map}")
 
 

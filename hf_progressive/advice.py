@@ -7,13 +7,16 @@ model trained only for the post-growth steps. Where a cell was measured on more 
 most complete measurement, and of those the one that repeated its data least (``corpus`` and ``passes`` say which),
 as users' pretraining runs rarely repeat theirs. :func:`advise` finds the cells nearest to a run (the nearest
 vocabulary; of its sizes, the one measured nearest the run's horizon, then the nearest in size) and interpolates over
-the horizon; README "When does growth pay off?" says how the map was measured and how far it reaches.
+the horizon. Against a fixed run of the run's own FLOPs (``advise_run``: its own LM head and depth), the loss of that
+run is read off the cells' fixed runs of fewer tokens (:func:`fixed_runs_from`), and the map's own check of that
+estimate is quoted. README "When does growth pay off?" says how the map was measured and how far it reaches.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from importlib import resources
@@ -22,6 +25,7 @@ SOURCES = {"zero": 0, "one": 1}
 #: Where every cell of the map grows (as a fraction of the steps), and where the recommended schedule grows: the
 #: control of a cell is a fixed-depth run of the remaining ``1 - GROWTH_AT`` of the tokens.
 GROWTH_AT = 0.8
+CONTROL_SHARE = round(1 - GROWTH_AT, 9)  #: the control's share of the tokens (0.2, without float noise in JSON)
 #: How the advice names a cell's fields ("one_gap_equal" -> "1 -> L vs equal FLOPs").
 QUANTITIES = {
     "gap_fixed": "vs fixed",
@@ -51,31 +55,24 @@ class SourceOutlook:
     #: The FLOPs ratio of the cells' growth, at which ``measured_gap_equal_flops`` was measured; ``flops_ratio`` may
     #: be the run's own (``advise_run``).
     measured_flops_ratio: float | None = None
+    #: Final losses of the cells' fixed-depth runs relative to their full run, by the share of its tokens each
+    #: trained on (:func:`fixed_runs_from`); ``advise`` gives each source those of both sources. Empty: this
+    #: outlook's own (the full run, its equal-FLOPs run, the control).
+    fixed_runs: dict[float, float] = field(default_factory=dict)
+
+    def measurements(self) -> list[tuple[float | None, float | None, float | None]]:
+        """This source's comparisons with a fixed run of fewer tokens, as :func:`fixed_runs_from` takes them:
+        against the equal-FLOPs run (``measured_flops_ratio`` of the tokens) and the control (``CONTROL_SHARE``)."""
+        return [
+            (self.gap_fixed, self.measured_flops_ratio, self.measured_gap_equal_flops),
+            (self.gap_fixed, CONTROL_SHARE, self.gap_control),
+        ]
 
     def fixed_loss_at(self, fraction: float) -> float | None:
         """Final loss of a fixed-depth run trained on ``fraction`` of the tokens (its own WSD), relative to the full
-        run's, as the cells measured it; None where they did not reach.
-
-        Each cell trained three such runs: the full one (1), the equal-FLOPs one (``measured_flops_ratio``) and the
-        control (``1 - GROWTH_AT``: a fresh model on the post-growth steps is a fixed run of that many tokens).
-        Between them the loss is interpolated linearly on log-log axes, as a power law in the tokens would be.
-        """
-        if self.gap_fixed is None:
-            return None
-        progressive = 1 + self.gap_fixed  # the progressive run's loss, relative to the full fixed run's
-        points = {1.0: 1.0}
-        if self.measured_flops_ratio and self.measured_gap_equal_flops is not None:
-            points[self.measured_flops_ratio] = progressive / (1 + self.measured_gap_equal_flops)
-        if self.gap_control is not None:
-            points[1 - GROWTH_AT] = progressive / (1 + self.gap_control)
-        fractions = sorted(points)
-        if fraction in points:
-            return points[fraction]
-        for low, high in zip(fractions, fractions[1:]):
-            if low < fraction < high:
-                weight = math.log(fraction / low) / math.log(high / low)
-                return math.exp((1 - weight) * math.log(points[low]) + weight * math.log(points[high]))
-        return None
+        run's, interpolated linearly on log-log axes (as a power law in the tokens would be) between the cells'
+        fixed runs; None below the shortest. The check against the map's own runs: README "In the tools"."""
+        return interpolate_log_log(self.fixed_runs or fixed_runs_from(self.measurements()), fraction)
 
     @property
     def gap_equal_flops(self) -> float | None:
@@ -124,6 +121,9 @@ class GrowthAdvice:
     #: Where the run lies outside the map, one phrase per axis (e.g. "non-embedding parameters 85M, measured
     #: 50.9k-200k"): the advice then reads the nearest measured cells.
     outside: list[str] = field(default_factory=list)
+    #: How well the equal-FLOPs estimate predicted the map's own equal-FLOPs runs at the vocabulary read, each left
+    #: out in turn (``runs``, ``mean_abs_error``, ``max_abs_error``, ``favoured_growth``: written by the report).
+    estimate_check: dict | None = None
 
     @property
     def best(self) -> SourceOutlook | None:
@@ -181,8 +181,8 @@ class GrowthAdvice:
             # A fixed run of the user's FLOPs trains on their share of the tokens, not on the cells' share.
             lines.append(
                 "  Estimated: a fixed run of your FLOPs trains on that share of your tokens; its loss is read off the "
-                "cells' fixed-depth runs of 20% (the control), their growth's share and 100% of the tokens, each with "
-                "its own WSD (log-log interpolation)."
+                "cells' fixed-depth runs of 20% (the control), of each source's share (the equal-FLOPs runs) and of "
+                "100% of the tokens, each with its own WSD (log-log interpolation)." + _checked(self.estimate_check)
             )
         shares = [o for o in self.outlooks if o.share_of_control is not None]
         if shares and not self.measured:
@@ -243,7 +243,8 @@ def advise(
             f"advise() needs positive sizes: non_embedding_parameters={non_embedding_parameters}, "
             f"vocab_size={vocab_size}, tokens={tokens}."
         )
-    cells = (growth_map or load_growth_map())["cells"]
+    growth_map = growth_map or load_growth_map()
+    cells = growth_map["cells"]
     if not cells:
         raise ValueError("The growth map has no measured cells.")
     horizon = tokens / non_embedding_parameters
@@ -320,6 +321,10 @@ def advise(
                 share_of_control=value(f"{source}_share_of_control"),
             )
         )
+    # Both sources' equal-FLOPs runs and the control are fixed runs of the same cells: each source reads all of them.
+    shared = fixed_runs_from(m for outlook in outlooks for m in outlook.measurements())
+    for outlook in outlooks:
+        outlook.fixed_runs = shared
     return GrowthAdvice(
         tokens_per_parameter=horizon,
         vocab_size=vocab_size,
@@ -329,6 +334,7 @@ def advise(
         outlooks=outlooks,
         one_ended=one_ended,
         outside=outside,
+        estimate_check=growth_map.get("estimate_check", {}).get(str(vocab)),
     )
 
 
@@ -355,6 +361,35 @@ def load_growth_map() -> dict:
     return json.loads(resources.files("hf_progressive").joinpath("growth_map.json").read_text(encoding="utf-8"))
 
 
+def fixed_runs_from(measurements: Iterable[tuple[float | None, float | None, float | None]]) -> dict[float, float]:
+    """The final losses of a cell's fixed-depth runs relative to its full run (1.0 at 1.0), by the share of the
+    full run's tokens each trained on.
+
+    Args:
+        measurements: ``(gap_fixed, share, gap)`` triples: a progressive run's gap to the full fixed run and its gap
+            to a fixed run of ``share`` of the tokens (an equal-FLOPs run, or the control: a fresh model trained on
+            the post-growth steps is a fixed run of ``CONTROL_SHARE`` of the tokens). Incomplete triples are skipped;
+            of two at one share the first is kept (both sources compare with the same control).
+    """
+    runs = {1.0: 1.0}
+    for gap_fixed, share, gap in measurements:
+        if gap_fixed is not None and share and gap is not None:
+            runs.setdefault(share, (1 + gap_fixed) / (1 + gap))
+    return runs
+
+
+def interpolate_log_log(points: dict[float, float], x: float) -> float | None:
+    """Piecewise-linear interpolation of ``points`` on log-log axes; None outside their span."""
+    if x in points:
+        return points[x]
+    xs = sorted(points)
+    for low, high in zip(xs, xs[1:]):
+        if low < x < high:
+            weight = math.log(x / low) / math.log(high / low)
+            return math.exp((1 - weight) * math.log(points[low]) + weight * math.log(points[high]))
+    return None
+
+
 def _quantity(name: str) -> str:
     source, _, quantity = name.partition("_")
     return f"{SOURCES[source]} -> L {QUANTITIES.get(quantity, quantity)}"
@@ -366,6 +401,17 @@ def _count(value: float) -> str:
         if value >= 0.9995 * size:  # 999.7 rounds to 1k at 3 figures, not to "1e+03"
             return f"{value / size:.3g}{suffix}"
     return f"{value:.3g}"
+
+
+def _checked(check: dict | None) -> str:
+    """What the map's own check says of the estimate, for the advice's "Estimated" line."""
+    if not check:
+        return ""
+    return (
+        f" Left out one at a time, the map's {check['runs']} equal-FLOPs runs at this vocabulary were estimated "
+        f"within {check['mean_abs_error']:.1%} on average and {check['max_abs_error']:.1%} at most; "
+        f"{check['favoured_growth']} of the {check['runs']} estimates favoured growth."
+    )
 
 
 def _pct(value: float | None) -> str:

@@ -213,3 +213,31 @@ def test_advise_run_estimates_the_equal_flops_gap_at_the_runs_own_flops_ratio(mo
     assert zero.gap_equal_flops < 0.05 and "estimated from +5.0%" in str(advice)  # saves more: a weaker rival
     # The example's summary.json keeps the derived gap that dataclasses.asdict would drop.
     assert advice.to_dict()["outlooks"][0]["gap_equal_flops"] == pytest.approx(zero.gap_equal_flops)
+
+
+def test_each_source_reads_the_fixed_runs_of_both_and_the_advice_quotes_the_maps_own_check():
+    # One cell: 0 -> L's equal-FLOPs run trained 30% of the tokens, 1 -> L copy's 50%; both compare with the control.
+    entry = {
+        **cell(257, 10, 0.02, zero_fixed=0.30, zero_control=-0.05, one_fixed=0.10, one_equal=-0.02),
+        "one_gap_control": 1.10 * 0.95 / 1.30 - 1,  # the same control run as 0 -> L's
+        "one_flops_ratio": 0.5,
+    }
+    check = {"runs": 18, "mean_abs_error": 0.007, "max_abs_error": 0.0184, "favoured_growth": 14}
+    advice = advise(50_000, 257, tokens=50_000 * 10, growth_map={"cells": [entry], "estimate_check": {"257": check}})
+    zero, one = advice.outlooks
+    assert zero.fixed_runs is one.fixed_runs and sorted(zero.fixed_runs) == [0.2, 0.3, 0.5, 1.0]
+    # The control is the same run for both sources: both place it at the same loss.
+    assert zero.fixed_runs[0.2] == pytest.approx(1.30 / 0.95)
+    assert (1 + one.gap_fixed) / (1 + one.gap_control) == pytest.approx(1.30 / 0.95)
+    # A run whose 1 -> L growth uses 40% of the FLOPs reads its fixed run between 0 -> L's (30%) and 1 -> L's (50%).
+    one.flops_ratio = 0.4
+    weight = math.log(0.4 / 0.3) / math.log(0.5 / 0.3)
+    between = (1.30 / 1.02) ** (1 - weight) * (1.10 / 0.98) ** weight
+    assert one.gap_equal_flops == pytest.approx(1.10 / between - 1)
+    text = str(advice)
+    assert "the map's 18 equal-FLOPs runs at this vocabulary were estimated within 0.7% on average and 1.8% at" in text
+    assert "14 of the 18 estimates favoured growth" in text
+    # A map without the check says nothing of it.
+    unchecked = advise(50_000, 257, tokens=50_000 * 10, growth_map={"cells": [entry]})
+    unchecked.outlooks[1].flops_ratio = 0.4
+    assert "Estimated:" in str(unchecked) and "Left out" not in str(unchecked)

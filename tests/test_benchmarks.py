@@ -150,7 +150,8 @@ def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
         "x\n<!-- horizon:map -->\nold\n<!-- /horizon:map -->\n<!-- horizon:other -->\n"
         "<!-- /horizon:other -->\n<!-- horizon:sweep -->\n<!-- /horizon:sweep -->\n"
         "<!-- horizon:levers -->\n<!-- /horizon:levers -->\n<!-- horizon:trends -->\n<!-- /horizon:trends -->\n"
-        "<!-- horizon:corpora -->\n<!-- /horizon:corpora -->\n<!-- horizon:shares -->\n<!-- /horizon:shares -->\ny\n"
+        "<!-- horizon:corpora -->\n<!-- /horizon:corpora -->\n<!-- horizon:shares -->\n<!-- /horizon:shares -->\n"
+        "<!-- horizon:estimate -->\n<!-- /horizon:estimate -->\ny\n"
     )
     run(
         "horizon.py",
@@ -198,6 +199,10 @@ def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
     (entry,) = growth_map["cells"]
     assert entry["zero_gap_fixed"] == pytest.approx(gap) and entry["corpus"] == "stdlib"
     assert entry["passes"] == pytest.approx(passes, abs=0.01)
+    # Its two equal-FLOPs runs, each predicted from the cell's other fixed runs: the check the advice quotes.
+    assert growth_map["estimate_check"]["257"]["runs"] == 2
+    estimate = text.split("<!-- horizon:estimate -->")[1].split("<!-- /horizon:estimate -->")[0]
+    assert "| 257 | 2 |" in estimate
     for figure in ("gaps.png", "curves-small-v257-h1.png", "pareto-small-v257-h1.png"):
         assert (results / figure).stat().st_size > 10_000
     # The other corpus gets its own gap figure, and its cell's curves when asked for (the corpus in the name).

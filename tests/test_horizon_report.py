@@ -80,6 +80,43 @@ def test_the_package_map_takes_each_cell_from_its_least_repeated_complete_measur
     assert horizon_report.advice_cells([data_limited, row("stdlib_torch", 6.0)]) == [data_limited]
 
 
+def power_law_cell(vocab, shares, one_equal_offset=0.0, exponent=0.1):
+    """A map entry whose fixed runs follow loss = share ** -exponent (a straight line on log-log axes), 0 -> L and
+    1 -> L copy ending 5% and 3% above the full run; ``one_equal_offset`` moves 1 -> L's equal-FLOPs run off it."""
+
+    def fixed(share):
+        return share**-exponent
+
+    entry = {"size": "small", "vocab": vocab, "horizon": 100.0}
+    for source, gap, share in (("zero", 0.05, shares[0]), ("one", 0.03, shares[1])):
+        equal = fixed(share) * (1 + (one_equal_offset if source == "one" else 0))
+        entry.update(
+            {
+                f"{source}_gap_fixed": gap,
+                f"{source}_flops_ratio": share,
+                f"{source}_gap_equal": (1 + gap) / equal - 1,
+                f"{source}_gap_control": (1 + gap) / fixed(0.2) - 1,
+            }
+        )
+    return entry
+
+
+def test_the_equal_flops_estimate_is_checked_by_leaving_each_equal_flops_run_out():
+    # On a power law every run is predicted exactly from the others.
+    exact = horizon_report.estimate_check([power_law_cell(257, (0.3, 0.45)), power_law_cell(8192, (0.85, 0.9))])
+    assert len(exact) == 4 and all(abs(c["error"]) < 1e-9 for c in exact)
+    # 1 -> L's equal-FLOPs run ended 1% below the line (the curve bends below the chord): the estimate, read off the
+    # line, puts the fixed run too high and 1 -> L's gap to it too low, in growth's favour.
+    bent = horizon_report.estimate_check([power_law_cell(257, (0.3, 0.45), one_equal_offset=-0.01)])
+    one = next(c for c in bent if c["source"] == "one")
+    assert one["estimate"] == pytest.approx(1.03 / 0.45**-0.1 - 1) and one["error"] < 0
+    summary = horizon_report.estimate_summary(bent)
+    assert summary[257]["runs"] == 2 and summary[257]["favoured_growth"] >= 1
+    assert summary[257]["max_abs_error"] == pytest.approx(max(abs(c["error"]) for c in bent), abs=1e-5)
+    table = horizon_report.estimate_table(summary)
+    assert "| 257 | 2 |" in table and "1→L copy at 45% of the FLOPs" in table
+
+
 def test_a_seed_with_only_its_fixed_run_waits_out_of_the_average_until_a_growing_run_joins_it():
     def row(seed, fixed, zero=None):
         gap = None if zero is None else zero / fixed - 1
