@@ -50,6 +50,8 @@ def check_output(output_dir, stdout, depth, source=0):
     # What the growth map expects of this (far too short) run, and a warning before training that growth loses here.
     assert "what the growth map expects against fixed depth" in stdout and "Growth map:" in stdout
     assert summary["growth_outlook"]["tokens_per_parameter"] > 0
+    # The derived gap against a fixed run of this run's own FLOPs is kept, not dropped with the properties.
+    assert all(o["gap_equal_flops"] is not None for o in summary["growth_outlook"]["outlooks"])
     if source == 0:  # the map expects 0 -> L to lose to a fixed run of equal FLOPs, and says so before training
         assert "the growth map expects this schedule" in stdout and "grow from 1 block(s) instead" in stdout
 
