@@ -298,11 +298,12 @@ def estimate_check(entries: list[dict]) -> list[dict]:
     for entry in entries:
         for source in SOURCE_NAMES:
             share, gap = entry[f"{source}_flops_ratio"], entry[f"{source}_gap_equal"]
+            # Every (gap_fixed, share, gap) triple of the cell but this source's equal-FLOPs one.
             others = [
-                (entry[f"{s}_gap_fixed"], s_share, entry[f"{s}_{field}"])
+                (entry[f"{s}_gap_fixed"], run_share, entry[f"{s}_{name}"])
                 for s in SOURCE_NAMES
-                for field, s_share in (("gap_equal", entry[f"{s}_flops_ratio"]), ("gap_control", CONTROL_SHARE))
-                if (s, field) != (source, "gap_equal")
+                for name, run_share in (("gap_equal", entry[f"{s}_flops_ratio"]), ("gap_control", CONTROL_SHARE))
+                if (s, name) != (source, "gap_equal")
             ]
             fixed = interpolate_log_log(fixed_runs_from(others), share)
             if fixed is None or gap is None:

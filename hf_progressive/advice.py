@@ -93,7 +93,11 @@ class SourceOutlook:
         the percentages print)."""
         if self.gap_equal_flops is None:
             return False
-        return self.measured_gap_equal_flops is None or _ratio(self.measured_flops_ratio) != _ratio(self.flops_ratio)
+        if self.measured_gap_equal_flops is None:
+            return True
+        if self.flops_ratio is None or self.measured_flops_ratio is None:
+            return False  # the measured gap, as it is
+        return _ratio(self.measured_flops_ratio) != _ratio(self.flops_ratio)
 
     @property
     def beats_equal_flops(self) -> bool | None:

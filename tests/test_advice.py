@@ -169,6 +169,9 @@ def test_the_fixed_runs_of_a_cell_give_the_loss_curve_the_equal_flops_gap_is_rea
     assert cell_outlook.fixed_loss_at(0.1) is None  # below the control: not measured
     # At the cells' own FLOPs ratio the gap is the measured one, not an estimate.
     assert cell_outlook.gap_equal_flops == pytest.approx(0.033) and not cell_outlook.equal_flops_estimated
+    # A map without the cells' FLOPs ratio: the measured gap as it is, not called an estimate.
+    unplaced = SourceOutlook(0, "random", 0.03, 0.02, -0.02, 0.4)
+    assert unplaced.gap_equal_flops == 0.02 and not unplaced.equal_flops_estimated
     # Without the control the curve ends at the equal-FLOPs run.
     assert outlook(0.033, 0.5, 0.96, gap_control=None).gap_equal_flops is None
 
