@@ -343,7 +343,8 @@ def advise(
 
 
 def advise_run(config, target_depth: int, tokens: float, context_length: int | None = None) -> GrowthAdvice:
-    """:func:`advise` for a GPT-2 config growing to ``target_depth`` blocks on ``tokens`` training tokens.
+    """:func:`advise` for a model config (GPT-2 or another registered family) growing to ``target_depth`` blocks on
+    ``tokens`` training tokens.
 
     The FLOP ratios are this model's own (its LM head, width and depth), not the measured cell's.
     """

@@ -244,3 +244,23 @@ def test_each_source_reads_the_fixed_runs_of_both_and_the_advice_quotes_the_maps
     unchecked = advise(50_000, 257, tokens=50_000 * 10, growth_map={"cells": [entry]})
     unchecked.outlooks[1].flops_ratio = 0.4
     assert "Estimated:" in str(unchecked) and "Left out" not in str(unchecked)
+
+
+def test_advise_run_reads_a_config_of_another_family_through_its_adapter():
+    from transformers import LlamaConfig
+
+    config = LlamaConfig(
+        hidden_size=64,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=192,
+        vocab_size=8000,
+        max_position_embeddings=64,
+    )
+    tokens = 30 * flops.non_embedding_parameters(config, 4)
+    advice = advise_run(config, 4, tokens, 64)
+    assert advice.tokens_per_parameter == pytest.approx(30) and "vocabulary 8192" in advice.nearest
+    # The 8k head dominates this small model's FLOPs: growth saves a little, and the ratios are this model's own.
+    zero, one = advice.outlooks
+    assert 0.5 < zero.flops_ratio < one.flops_ratio < 1 and zero.flops_ratio != zero.measured_flops_ratio
