@@ -46,6 +46,9 @@ def outlook_rows(horizons: list[float]) -> list[dict]:
         tokens = horizon * parameters
         advice = advise_run(config, depth, tokens, config.n_positions)
         for outlook in advice.outlooks:
+            law_equal = law_gap(outlook.flops_ratio, tokens)
+            # README's rule of thumb: the cells' share of the control's gap, applied to the law's control.
+            share_rule = outlook.share_of_control * law_gap(CONTROL_SHARE, tokens)
             rows.append(
                 {
                     "horizon": horizon,
@@ -55,8 +58,10 @@ def outlook_rows(horizons: list[float]) -> list[dict]:
                     "gap_fixed": outlook.gap_fixed,
                     "gap_equal_map": outlook.gap_equal_flops,
                     # The same progressive loss against the law's fixed run of the same FLOPs.
-                    "gap_equal_law": (1 + outlook.gap_fixed) / (1 + law_gap(outlook.flops_ratio, tokens)) - 1,
+                    "gap_equal_law": (1 + outlook.gap_fixed) / (1 + law_equal) - 1,
                     "control_law": law_gap(CONTROL_SHARE, tokens),
+                    "share_rule_fixed": share_rule,
+                    "share_rule_equal": (1 + share_rule) / (1 + law_equal) - 1,
                     "recommended": advice.schedule(depth),
                     "cells": advice.nearest,
                 }
@@ -67,14 +72,15 @@ def outlook_rows(horizons: list[float]) -> list[dict]:
 def table(rows: list[dict]) -> str:
     lines = [
         "| tokens/param | source | FLOPs | vs fixed, same steps (map) | vs fixed, same FLOPs: map / law | "
-        "law's control | recommended |",
-        "|---|---|---|---|---|---|---|",
+        "law's control | share rule: vs same steps / same FLOPs (law) | recommended |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row['horizon']:,.0f} | {row['source']} → 12 {row['init']} | {row['flops_ratio']:.0%} | "
             f"{row['gap_fixed']:+.1%} | {row['gap_equal_map']:+.1%} / {row['gap_equal_law']:+.1%} | "
-            f"{row['control_law']:+.1%} | `{row['recommended']}` |"
+            f"{row['control_law']:+.1%} | {row['share_rule_fixed']:+.1%} / {row['share_rule_equal']:+.1%} | "
+            f"`{row['recommended']}` |"
         )
     return "\n".join(lines)
 

@@ -32,5 +32,9 @@ def test_each_row_is_the_advice_for_gpt2_and_the_same_loss_against_the_laws_equa
         law_equal = gpt2_outlook.law_gap(row["flops_ratio"], tokens)
         assert row["gap_equal_law"] == pytest.approx((1 + outlook.gap_fixed) / (1 + law_equal) - 1)
         assert row["recommended"] == advice.schedule(12)
+        # The rule of thumb: the cells' share of the control's gap, applied to the law's control.
+        share_rule = outlook.share_of_control * gpt2_outlook.law_gap(0.2, tokens)
+        assert row["share_rule_fixed"] == pytest.approx(share_rule)
+        assert row["share_rule_equal"] == pytest.approx((1 + share_rule) / (1 + law_equal) - 1)
     text = gpt2_outlook.table(rows)
     assert text.count("\n| 100 |") == 2 and "1 → 12 copy" in text
