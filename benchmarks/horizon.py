@@ -75,6 +75,10 @@ GROWTH_MAP = REPO / "hf_progressive" / "growth_map.json"
 SIZES = {
     "small": dict(width=32, heads=2, depth=4),
     "medium": dict(width=64, heads=4, depth=4),
+    # Blocks that dominate the FLOPs, as in GPT-2 124M: with a 2,048-token vocabulary the embedding is 25% of the
+    # parameters and 0 -> L uses about 40% of the fixed run's FLOPs (GPT-2 124M: 31% and 43%), the regime where the
+    # advice expects growth to pay (benchmarks/gpt2_outlook.py).
+    "large": dict(width=128, heads=4, depth=4),
 }
 KINDS = ("fixed", "zero", "one", "control", "equal_zero", "equal_one")
 #: The growing kinds of the map and their names in tables and figures.

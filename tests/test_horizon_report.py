@@ -247,3 +247,15 @@ def test_each_sources_gap_is_read_as_a_share_of_the_controls_averaged_over_seeds
     seed_1_copy_missing.append({**rows[1], "one_share_of_control": None})
     text = horizon_report.shares_table(horizon_report.averaged(seed_1_copy_missing))
     assert text.splitlines()[2] == "| stdlib_torch | small | 8192 | 0.55 / 0.10 (+7.5%) |"  # each source's own seeds
+
+
+def test_the_large_size_puts_growth_in_gpt2_124ms_regime():
+    # With a 2,048-token vocabulary the large model's embedding and FLOPs shares match GPT-2 124M's (31% of the
+    # parameters; growth from 0 blocks at 43% of the FLOPs): the cell that tests what gpt2_outlook.py reads off
+    # the small cells.
+    fixed = horizon.Job("large", 2048, 10, "fixed")
+    config = fixed.config()
+    embedding = config.vocab_size * config.n_embd
+    assert 0.2 < embedding / (embedding + horizon.flops.non_embedding_parameters(config, 4)) < 0.35
+    for kind, low, high in (("equal_zero", 0.35, 0.45), ("equal_one", 0.5, 0.6)):
+        assert low < horizon.Job("large", 2048, 10, kind).steps / fixed.steps < high
