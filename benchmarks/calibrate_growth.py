@@ -47,9 +47,19 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=6, help="with --advise: target depth")
     parser.add_argument("--vocab", type=int, default=65, help="with --advise: vocabulary size")
     parser.add_argument("--batch", type=int, default=32, help="with --advise: sequences per optimizer step (global)")
+    parser.add_argument(
+        "--heads",
+        type=int,
+        help="with --advise: attention heads (default: width / 64, as GPT-2; the advice does not depend on them)",
+    )
     arguments = parser.parse_args()
     if arguments.advise:
-        config = GPT2Config(n_embd=arguments.width, vocab_size=arguments.vocab, n_positions=arguments.context)
+        heads = arguments.heads or max(1, arguments.width // 64)
+        if arguments.width % heads:
+            parser.error(f"--width {arguments.width} is not divisible by --heads {heads}: pick a divisor of the width")
+        config = GPT2Config(
+            n_embd=arguments.width, n_head=heads, vocab_size=arguments.vocab, n_positions=arguments.context
+        )
         tokens = arguments.steps * arguments.batch * arguments.context
         advice = advise_run(config, arguments.depth, tokens, arguments.context)
         print(advice)

@@ -87,6 +87,22 @@ def test_calibration_prints_a_growth_step(tmp_path):
     assert "t_mix = " in stdout and "--depth_schedule 1@0,6@" in stdout
 
 
+def test_calibration_advises_a_planned_run_from_the_map_without_training(tmp_path):
+    from transformers import GPT2Config
+
+    from hf_progressive import advise_run
+
+    # The default width (128) is not a multiple of GPT-2's default 12 heads: the advice picked a head count of its
+    # own after this crashed in transformers' attention constructor.
+    stdout = run("calibrate_growth.py", "--advise", "--vocab", "2048", "--depth", "4", "--steps", "3874", cwd=tmp_path)
+    config = GPT2Config(n_embd=128, n_head=2, vocab_size=2048, n_positions=64)
+    advice = advise_run(config, 4, 3874 * 32 * 64, 64)
+    assert stdout.startswith(str(advice)) and f"recommended: --depth_schedule {advice.schedule(4)}" in stdout
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "calibrate_growth.py"), "--advise", "--heads", "3"]
+    refused = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2 and "--width 128 is not divisible by --heads 3" in refused.stderr
+
+
 def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
     results = tmp_path / "map"
     unfinished = tmp_path / "unfinished"
