@@ -30,7 +30,7 @@ from horizon import (
 from horizon_figures import cell_figure_name, plot_curves, plot_gaps, plot_pareto
 
 from hf_progressive import flops
-from hf_progressive.advice import CONTROL_SHARE, fixed_runs_from, interpolate_log_log
+from hf_progressive.advice import CONTROL_SHARE, SOURCES, advise, fixed_runs_from, interpolate_log_log
 
 
 def load(results: Path) -> dict[str, dict]:
@@ -355,6 +355,59 @@ def estimate_table(summary: dict[int, dict]) -> str:
     return "\n".join(lines)
 
 
+def advice_check(entries: list[dict]) -> list[dict]:
+    """Each cell of the growth map as the advice would have predicted it from the other cells (leave one cell out):
+    what ``hf_progressive.advise`` told a run of that size, vocabulary and horizon before the cell was measured (the
+    equal-FLOPs gap read at the cell's own FLOPs shares, as ``advise_run`` reads a run's), against what it measured.
+    Rows: one per (cell, source), with the predicted and measured gaps and whether the advice lay inside the rest."""
+    rows = []
+    for entry in entries:
+        others = [other for other in entries if other is not entry]
+        if not others:
+            continue
+        parameters = entry["non_embedding_parameters"]
+        advice = advise(parameters, entry["vocab"], entry["horizon"] * parameters, growth_map={"cells": others})
+        for outlook in advice.outlooks:
+            source = next(name for name, depth in SOURCES.items() if depth == outlook.source_depth)
+            outlook.flops_ratio = entry[f"{source}_flops_ratio"]
+            measured_fixed, measured_equal = entry[f"{source}_gap_fixed"], entry[f"{source}_gap_equal"]
+            if None in (measured_fixed, measured_equal, outlook.gap_fixed, outlook.gap_equal_flops):
+                continue
+            rows.append(
+                {
+                    **{k: entry[k] for k in ("size", "vocab", "horizon")},
+                    "source": source,
+                    "inside": advice.measured,
+                    "fixed": (outlook.gap_fixed, measured_fixed),
+                    "equal": (outlook.gap_equal_flops, measured_equal),
+                }
+            )
+    return rows
+
+
+def advice_check_table(rows: list[dict]) -> str:
+    """:func:`advice_check` per source and by whether the left-out cell lay inside the other cells' range."""
+    lines = [
+        "| source | cells | left-out cell | mean error vs fixed (points) | mean error vs equal FLOPs | "
+        "verdict vs equal FLOPs right |",
+        "|---|---|---|---|---|---|",
+    ]
+    for source in SOURCE_NAMES:
+        for inside in (True, False):
+            mine = [r for r in rows if r["source"] == source and r["inside"] == inside]
+            if not mine:
+                continue
+            fixed = statistics.mean(abs(p - m) for p, m in (r["fixed"] for r in mine))
+            equal = statistics.mean(abs(p - m) for p, m in (r["equal"] for r in mine))
+            right = sum((p < 0) == (m < 0) for p, m in (r["equal"] for r in mine))
+            where = "inside the others (interpolated)" if inside else "outside them (nearest cells)"
+            lines.append(
+                f"| {SOURCE_NAMES[source]} | {len(mine)} | {where} | {fixed:.2%} | {equal:.2%} | "
+                f"{right} of {len(mine)} |"
+            )
+    return "\n".join(lines)
+
+
 def _tokens_per_param(value: float | None) -> str:
     if value is None:
         return "never"
@@ -503,6 +556,7 @@ def report(results: Path, curves: list[tuple], readme: Path | None = None) -> No
         "levers": variants_table(all_runs),
         "shares": shares_table(main_optimizer),
         "estimate": estimate_table(check),
+        "advice_check": advice_check_table(advice_check(entries)),
     }
     if sweep:
         blocks["sweep"] = sweep_table(sweep, muon)
@@ -519,6 +573,7 @@ def report(results: Path, curves: list[tuple], readme: Path | None = None) -> No
         text += "\n\n## Other corpora\n\n" + blocks["corpora"]
     text += "\n\n## Levers, growth steps and k-layer sources\n\n" + blocks["levers"]
     text += "\n\n## The equal-FLOPs estimate, checked on the map (leave one out)\n\n" + blocks["estimate"]
+    text += "\n\n## The advice, checked on the map (leave one cell out)\n\n" + blocks["advice_check"]
     if readme is not None:
         update_readme(readme, blocks)
     print(text)

@@ -167,7 +167,8 @@ def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
         "<!-- /horizon:other -->\n<!-- horizon:sweep -->\n<!-- /horizon:sweep -->\n"
         "<!-- horizon:levers -->\n<!-- /horizon:levers -->\n<!-- horizon:trends -->\n<!-- /horizon:trends -->\n"
         "<!-- horizon:corpora -->\n<!-- /horizon:corpora -->\n<!-- horizon:shares -->\n<!-- /horizon:shares -->\n"
-        "<!-- horizon:estimate -->\n<!-- /horizon:estimate -->\ny\n"
+        "<!-- horizon:estimate -->\n<!-- /horizon:estimate -->\n<!-- horizon:advice_check -->\n"
+        "<!-- /horizon:advice_check -->\ny\n"
     )
     run(
         "horizon.py",

@@ -259,3 +259,25 @@ def test_the_large_size_puts_growth_in_gpt2_124ms_regime():
     assert 0.2 < embedding / (embedding + horizon.flops.non_embedding_parameters(config, 4)) < 0.35
     for kind, low, high in (("equal_zero", 0.35, 0.45), ("equal_one", 0.5, 0.6)):
         assert low < horizon.Job("large", 2048, 10, kind).steps / fixed.steps < high
+
+
+def test_the_advice_is_checked_by_predicting_each_cell_from_the_others():
+    def entry(horizon_, zero_fixed, zero_equal):
+        cell = power_law_cell(8192, (0.8, 0.9))
+        cell.update(horizon=horizon_, non_embedding_parameters=50_000, width=32, depth=4, zero_gap_fixed=zero_fixed)
+        cell.update(zero_gap_equal=zero_equal)
+        return cell
+
+    entries = [entry(10, 0.12, 0.10), entry(100, 0.06, 0.05), entry(1000, 0.02, -0.01)]
+    rows = horizon_report.advice_check(entries)
+    middle = next(r for r in rows if r["horizon"] == 100 and r["source"] == "zero")
+    # Left out, the 100 cell is read halfway (log scale) between 10 and 1,000: 0.07 predicted, 0.06 measured.
+    assert middle["inside"] and middle["fixed"] == pytest.approx((0.07, 0.06))
+    last = next(r for r in rows if r["horizon"] == 1000 and r["source"] == "zero")
+    assert not last["inside"] and last["fixed"] == pytest.approx((0.06, 0.02))  # the nearest cell, as it is
+    # The 1,000 cell's growth beat its equal-FLOPs run; the advice, reading the 100 cell, said it would not.
+    assert last["equal"][1] < 0 < last["equal"][0]
+    table = horizon_report.advice_check_table(rows)
+    # Both ends are left out beyond the others: errors 6 and 4 points, one verdict of two right.
+    assert "| 0→L random | 2 | outside them (nearest cells) | 5.00% |" in table
+    assert "| 0→L random | 1 | inside the others (interpolated) | 1.00% |" in table
