@@ -9,6 +9,7 @@ from conftest import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 import horizon  # noqa: E402  (scripts beside the package, importable once their folder is on the path)
+import horizon_checks  # noqa: E402
 import horizon_figures  # noqa: E402
 import horizon_report  # noqa: E402
 
@@ -103,17 +104,17 @@ def power_law_cell(vocab, shares, one_equal_offset=0.0, exponent=0.1):
 
 def test_the_equal_flops_estimate_is_checked_by_leaving_each_equal_flops_run_out():
     # On a power law every run is predicted exactly from the others.
-    exact = horizon_report.estimate_check([power_law_cell(257, (0.3, 0.45)), power_law_cell(8192, (0.85, 0.9))])
+    exact = horizon_checks.estimate_check([power_law_cell(257, (0.3, 0.45)), power_law_cell(8192, (0.85, 0.9))])
     assert len(exact) == 4 and all(abs(c["error"]) < 1e-9 for c in exact)
     # 1 -> L's equal-FLOPs run ended 1% below the line (the curve bends below the chord): the estimate, read off the
     # line, puts the fixed run too high and 1 -> L's gap to it too low, in growth's favour.
-    bent = horizon_report.estimate_check([power_law_cell(257, (0.3, 0.45), one_equal_offset=-0.01)])
+    bent = horizon_checks.estimate_check([power_law_cell(257, (0.3, 0.45), one_equal_offset=-0.01)])
     one = next(c for c in bent if c["source"] == "one")
     assert one["estimate"] == pytest.approx(1.03 / 0.45**-0.1 - 1) and one["error"] < 0
-    summary = horizon_report.estimate_summary(bent)
+    summary = horizon_checks.estimate_summary(bent)
     assert summary[257]["runs"] == 2 and summary[257]["favoured_growth"] >= 1
     assert summary[257]["max_abs_error"] == pytest.approx(max(abs(c["error"]) for c in bent), abs=1e-5)
-    table = horizon_report.estimate_table(summary)
+    table = horizon_checks.estimate_table(summary)
     assert "| 257 | 2 |" in table and "1→L copy at 45% of the FLOPs" in table
 
 
@@ -269,7 +270,7 @@ def test_the_advice_is_checked_by_predicting_each_cell_from_the_others():
         return cell
 
     entries = [entry(10, 0.12, 0.10), entry(100, 0.06, 0.05), entry(1000, 0.02, -0.01)]
-    rows = horizon_report.advice_check(entries)
+    rows = horizon_checks.advice_check(entries)
     middle = next(r for r in rows if r["horizon"] == 100 and r["source"] == "zero")
     # Left out, the 100 cell is read halfway (log scale) between 10 and 1,000: 0.07 predicted, 0.06 measured.
     assert middle["inside"] and middle["fixed"] == pytest.approx((0.07, 0.06))
@@ -277,7 +278,7 @@ def test_the_advice_is_checked_by_predicting_each_cell_from_the_others():
     assert not last["inside"] and last["fixed"] == pytest.approx((0.06, 0.02))  # the nearest cell, as it is
     # The 1,000 cell's growth beat its equal-FLOPs run; the advice, reading the 100 cell, said it would not.
     assert last["equal"][1] < 0 < last["equal"][0]
-    table = horizon_report.advice_check_table(rows)
+    table = horizon_checks.advice_check_table(rows)
     # Both ends are left out beyond the others: errors 6 and 4 points, one verdict of two right.
     assert "| 0→L random | 2 | outside them (nearest cells) | 5.00% |" in table
     assert "| 0→L random | 1 | inside the others (interpolated) | 1.00% |" in table
