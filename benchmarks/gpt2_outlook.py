@@ -45,10 +45,11 @@ def outlook_rows(horizons: list[float]) -> list[dict]:
     for horizon in horizons:
         tokens = horizon * parameters
         advice = advise_run(config, depth, tokens, config.n_positions)
+        law_control = law_gap(CONTROL_SHARE, tokens)
         for outlook in advice.outlooks:
             law_equal = law_gap(outlook.flops_ratio, tokens)
             # README's rule of thumb: the cells' share of the control's gap, applied to the law's control.
-            share_rule = outlook.share_of_control * law_gap(CONTROL_SHARE, tokens)
+            share_rule = outlook.share_of_control * law_control
             rows.append(
                 {
                     "horizon": horizon,
@@ -59,7 +60,7 @@ def outlook_rows(horizons: list[float]) -> list[dict]:
                     "gap_equal_map": outlook.gap_equal_flops,
                     # The same progressive loss against the law's fixed run of the same FLOPs.
                     "gap_equal_law": (1 + outlook.gap_fixed) / (1 + law_equal) - 1,
-                    "control_law": law_gap(CONTROL_SHARE, tokens),
+                    "control_law": law_control,
                     "share_rule_fixed": share_rule,
                     "share_rule_equal": (1 + share_rule) / (1 + law_equal) - 1,
                     "recommended": advice.schedule(depth),
