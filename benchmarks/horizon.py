@@ -118,6 +118,7 @@ class Job:
     lever: str = "none"
     tau: float = TAU
     corpus: str = DEFAULT_CORPUS
+    batch: int = BATCH  # sequences per step; another batch is another cell (the steps-or-tokens check)
 
     @property
     def name(self) -> str:
@@ -125,9 +126,10 @@ class Job:
         lever = "" if self.lever == "none" else f"-{self.lever}"
         tau = "" if self.tau == TAU else f"-tau{self.tau:g}"
         corpus = corpus_mark(self.corpus, f"-{self.corpus}")
+        batch = "" if self.batch == BATCH else f"-b{self.batch}"
         return (
             f"{self.size}-v{self.vocab}-h{self.horizon:g}-{self.kind}-{self.optim}{norm}-lr{self.lr:g}"
-            f"{lever}{tau}{corpus}-s{self.seed}"
+            f"{lever}{tau}{corpus}{batch}-s{self.seed}"
         )
 
     @property
@@ -159,7 +161,7 @@ class Job:
     def full_steps(self) -> int:
         """T: the steps of the fixed run, from the horizon in tokens per non-embedding parameter."""
         tokens = self.horizon * flops.non_embedding_parameters(self.config(), self.depth)
-        return max(50, round(tokens / (BATCH * CONTEXT)))
+        return max(50, round(tokens / (self.batch * CONTEXT)))
 
     def schedule(self) -> str:
         source = self.source_depth
@@ -188,7 +190,7 @@ class Job:
             steps=steps,
             save_steps=save_steps,
             context=CONTEXT,
-            batch=BATCH,
+            batch=self.batch,
             optim=self.optim,
             lr=self.lr,
             nsgd_norm=self.nsgd_norm,
@@ -253,7 +255,7 @@ def run_job(job: Job, checkpoints: Path) -> dict:
     (tests/test_benchmark_resume.py)."""
     train_tokens, validation_tokens = corpus_tokens(job.vocab, job.corpus)
     settings = job.settings(job.steps, evaluations=20, save_steps=SAVE_STEPS)
-    train = RandomWindows(train_tokens, CONTEXT, settings.steps * BATCH, job.seed)
+    train = RandomWindows(train_tokens, CONTEXT, settings.steps * settings.batch, job.seed)
     finals = {
         "validation": Blocks(validation_tokens, CONTEXT, limit=FINAL_BLOCKS),
         "train": Blocks(train_tokens, CONTEXT, limit=FINAL_BLOCKS),
@@ -270,12 +272,12 @@ def run_job(job: Job, checkpoints: Path) -> dict:
     result.update(
         job=asdict(job),
         full_steps=job.full_steps,
-        tokens=settings.steps * BATCH * CONTEXT,
+        tokens=settings.steps * settings.batch * CONTEXT,
         non_embedding_parameters=flops.non_embedding_parameters(config, job.depth),
         embedding_parameters=flops.embedding_parameters(config),
         train_tokens_available=len(train_tokens),
         corpus_bytes=CORPUS_BYTES,
-        epochs=settings.steps * BATCH * CONTEXT / len(train_tokens),
+        epochs=settings.steps * settings.batch * CONTEXT / len(train_tokens),
         environment=environment(),
     )
     return result
@@ -350,7 +352,7 @@ def phase_step_times(job: Job, steps: int) -> list[float]:
     # its decay phase.
     schedule = f"{job.depth}@0" if source is None else f"{source}@0,{job.depth}@{steps}"
     timer = StepTimer()
-    data = RandomWindows(train_tokens, CONTEXT, settings.steps * BATCH, job.seed)
+    data = RandomWindows(train_tokens, CONTEXT, settings.steps * settings.batch, job.seed)
     with tempfile.TemporaryDirectory() as scratch:
         spec = RunSpec(job.kind, schedule, init=job.init, scheduler="constant")
         trainer, _ = build_trainer(spec, settings, job.vocab, data, None, scratch, [timer])
@@ -415,8 +417,13 @@ def load_timings(results: Path) -> dict[tuple, dict]:
 
 
 def is_plain(job: dict) -> bool:
-    """A run of the paper's recipe: no lever, growth at 0.8T (results written before levers existed count too)."""
-    return job.get("lever", "none") == "none" and job.get("tau", TAU) == TAU
+    """A run of the paper's recipe at the map's batch: no lever, growth at 0.8T (results written before levers and
+    batches existed count too)."""
+    return job.get("lever", "none") == "none" and job.get("tau", TAU) == TAU and job_batch(job) == BATCH
+
+
+def job_batch(job: dict) -> int:
+    return job.get("batch", BATCH)  # runs written before the batch was a choice: the map's
 
 
 def cell_key(job: dict) -> tuple:
@@ -429,6 +436,7 @@ def cell_key(job: dict) -> tuple:
         job["nsgd_norm"],
         job["seed"],
         job_corpus(job),
+        job_batch(job),
     )
 
 
@@ -493,6 +501,13 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.02)
     parser.add_argument("--nsgd_norm", default="row", choices=["tensor", "row"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=BATCH,
+        help=f"sequences per step (default {BATCH}, the map's); the same tokens in more, smaller steps: another "
+        "batch is a cell of its own, beside the map (README 'Steps or tokens')",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS, help="one JSON per run; existing runs are skipped")
     parser.add_argument(
         "--checkpoints",
@@ -538,6 +553,10 @@ def main() -> None:
 
         report(arguments.results, curves, arguments.readme)
         return
+    if arguments.batch < 1:
+        parser.error(f"--batch {arguments.batch}: needs at least 1 sequence per step (the map's is {BATCH})")
+    if arguments.timing and arguments.batch != BATCH:
+        parser.error(f"--timing times the map's batch ({BATCH}), not --batch {arguments.batch}")
     CORPUS_BYTES = arguments.corpus_bytes
     configure_torch_threads()  # OMP_NUM_THREADS when set, else the cores other work leaves free
     jobs = [
@@ -553,6 +572,7 @@ def main() -> None:
             arguments.lever,
             arguments.tau,
             arguments.corpus,
+            arguments.batch,
         )
         for seed in arguments.seeds
         for size in arguments.sizes

@@ -11,6 +11,8 @@ import statistics
 from pathlib import Path
 
 from horizon import (
+    BATCH,
+    CONTEXT,
     DEFAULT_CORPUS,
     GROWTH_MAP,
     KINDS,
@@ -24,6 +26,7 @@ from horizon import (
     corpus_mark,
     is_main_optimizer,
     is_plain,
+    job_batch,
     job_corpus,
     load_timings,
 )
@@ -37,19 +40,20 @@ def load(results: Path) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in sorted(results.glob("*.json")) if p.stem != "summary"}
 
 
-def cells(runs: dict[str, dict], timings: dict[tuple, dict] | None = None) -> list[dict]:
-    """One row per (size, vocabulary, horizon, optimizer, seed): gaps of each source against each reference.
+def cells(runs: dict[str, dict], timings: dict[tuple, dict] | None = None, select=is_plain) -> list[dict]:
+    """One row per (size, vocabulary, horizon, optimizer, seed, batch): gaps of each source against each reference,
+    over the runs whose job ``select`` takes (default: the map's recipe and batch).
 
     Time ratios come from ``timings`` (interleaved step times, --timing) where the cell's size, vocabulary and
     optimizer were timed (``time_measured``), else from the runs' own training seconds (workers sharing cores)."""
     by_cell: dict[tuple, dict[str, dict]] = {}
     for run in runs.values():
         job = run["job"]
-        if not is_plain(job) or job["kind"] not in KINDS:
-            continue  # levers, other growth steps and k-layer sources have tables of their own
+        if not select(job) or job["kind"] not in KINDS:
+            continue  # levers, other growth steps, k-layer sources and other batches have tables of their own
         by_cell.setdefault(cell_key(job), {})[job["kind"]] = run
     rows = []
-    for (size, vocab, horizon, optim, lr, norm, seed, corpus), kinds in sorted(by_cell.items()):
+    for (size, vocab, horizon, optim, lr, norm, seed, corpus, batch), kinds in sorted(by_cell.items()):
         if "fixed" not in kinds:
             continue
         fixed = kinds["fixed"]
@@ -64,6 +68,7 @@ def cells(runs: dict[str, dict], timings: dict[tuple, dict] | None = None) -> li
             "nsgd_norm": norm if optim == "muon_nsgd" else None,
             "seed": seed,
             "corpus": corpus,
+            "batch": batch,
             "steps": fixed["full_steps"],
             "embedding_share": fixed["embedding_parameters"]
             / (fixed["embedding_parameters"] + fixed["non_embedding_parameters"]),
@@ -105,8 +110,7 @@ def averaged(rows: list[dict]) -> list[dict]:
     """Rows of the same cell over seeds, averaged (numbers) with the seed count and the spread of the 0 -> L gap."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
-        key = tuple(row[k] for k in ("size", "vocab", "horizon", "optim", "lr", "nsgd_norm", "corpus"))
-        groups.setdefault(key, []).append(row)
+        groups.setdefault(seedless_key(row), []).append(row)
     merged = []
     for group in groups.values():
         # A seed whose growing runs have not run yet (its fixed run alone) would count as a seed and move the mean
@@ -126,6 +130,13 @@ def averaged(rows: list[dict]) -> list[dict]:
             row[f"{source}_seeds"] = len(gaps)
         merged.append(row)
     return merged
+
+
+def seedless_key(row: dict) -> tuple:
+    """A row's cell without its seed: the rows that ``averaged`` merges."""
+    return tuple(row[k] for k in ("size", "vocab", "horizon", "optim", "lr", "nsgd_norm", "corpus")) + (
+        row.get("batch", BATCH),
+    )
 
 
 def percent(value: float | None) -> str:
@@ -354,6 +365,36 @@ def shares_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def at_another_batch(job: dict) -> bool:
+    """The paper's recipe (no lever, growth at 0.8T) at a batch other than the map's."""
+    return job.get("lever", "none") == "none" and job.get("tau", TAU) == TAU and job_batch(job) != BATCH
+
+
+def steps_table(rows: list[dict]) -> str:
+    """Each source's share of the control's gap (``shares_table``) against the run's length in optimizer steps, the
+    map's cells (batch 32) and the cells trained at another batch (the same tokens in more or fewer steps) together,
+    shortest run first, byte level apart: whether what decides the share is the horizon in tokens per parameter, the
+    tokens, or the steps."""
+    rows = [r for r in rows if r.get("one_share_of_control") is not None or r.get("zero_share_of_control") is not None]
+    lines = [
+        "| vocabulary | steps | batch | tokens | size | tokens/param | corpus | 0→L share | 1→L copy share | "
+        "control's gap | seeds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in sorted(rows, key=lambda r: (r["vocab"] > 257, r["steps"], SIZE_ORDER[r["size"]], r["vocab"])):
+        batch = row.get("batch", BATCH)
+        shares = [
+            "—" if row.get(f"{s}_share_of_control") is None else f"{row[f'{s}_share_of_control']:.2f}"
+            for s in SOURCE_NAMES
+        ]
+        lines.append(
+            f"| {'bytes' if row['vocab'] <= 257 else 'BPE'} {row['vocab']} | {row['steps']:,} | {batch} | "
+            f"{row['steps'] * batch * CONTEXT / 1e6:.1f}M | {row['size']} | {row['horizon']:,g} | {row['corpus']} | "
+            f"{' | '.join(shares)} | {percent(row['control'] / row['fixed'] - 1)} | {seed_count(row)} |"
+        )
+    return "\n".join(lines)
+
+
 def variants_table(runs: dict[str, dict]) -> str:
     """Levers, other growth steps and k-layer sources, each against the plain run and the fixed run of its cell."""
     plain: dict[tuple, dict] = {}
@@ -435,6 +476,9 @@ def report(results: Path, curves: list[tuple], readme: Path | None = None) -> No
         "other": table(other),
         "levers": variants_table(all_runs),
         "shares": shares_table(main_optimizer),
+        "steps": steps_table(
+            main_optimizer + averaged([r for r in cells(all_runs, select=at_another_batch) if is_main_optimizer(r)])
+        ),
         "estimate": estimate_table(check),
         "advice_check": advice_check_table(advice_check(entries)),
     }
@@ -445,6 +489,7 @@ def report(results: Path, curves: list[tuple], readme: Path | None = None) -> No
     text = "## Muon-NSGD (row norm), lr 0.02\n\n" + blocks["map"]
     text += "\n\n## Trends: where the gap would reach 1% and 0.5%\n\n" + blocks["trends"]
     text += "\n\n## Gap as a share of the control's (0→L / 1→L copy; the control's gap)\n\n" + blocks["shares"]
+    text += "\n\n## Shares against the run's length in steps (other batches beside the map's)\n\n" + blocks["steps"]
     if other:
         text += "\n\n## Other optimizers\n\n" + blocks["other"]
     if sweep:

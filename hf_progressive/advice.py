@@ -26,6 +26,11 @@ SOURCES = {"zero": 0, "one": 1}
 #: control of a cell is a fixed-depth run of the remaining ``1 - GROWTH_AT`` of the tokens.
 GROWTH_AT = 0.8
 CONTROL_SHARE = round(1 - GROWTH_AT, 9)  #: the control's share of the tokens (0.2, without float noise in JSON)
+#: 1 -> L copy's share of the control's gap rose with the tokens a run trained, at every vocabulary, whatever the
+#: model size and the batch (README "Steps or tokens": at BPE vocabularies 0.05 at 0.5M tokens, 0.3-0.5 at 5-8M,
+#: 0.7 at 50M): a run training more than this many times the tokens of the cells read would find copy's head start
+#: smaller than their gaps say.
+HEAD_START_TOKENS = 2.0
 #: How the advice names a cell's fields ("one_gap_equal" -> "1 -> L vs equal FLOPs").
 QUANTITIES = {
     "gap_fixed": "vs fixed",
@@ -59,6 +64,9 @@ class SourceOutlook:
     #: trained on (:func:`fixed_runs_from`); ``advise`` gives each source those of both sources. Empty: this
     #: outlook's own (the full run, its equal-FLOPs run, the control).
     fixed_runs: dict[float, float] = field(default_factory=dict)
+    #: 1 -> L copy read off cells that trained far fewer tokens than the run (``HEAD_START_TOKENS``): its gaps
+    #: overstate its head start, so whether it beats a fixed run of the same FLOPs is unknown.
+    head_start_worn: bool = False
 
     def measurements(self) -> list[tuple[float | None, float | None, float | None]]:
         """This source's comparisons with a fixed run of fewer tokens, as :func:`fixed_runs_from` takes them:
@@ -102,6 +110,8 @@ class SourceOutlook:
     @property
     def beats_equal_flops(self) -> bool | None:
         """Whether this source is expected to beat a fixed run of the same FLOPs as the run's own; None: unknown."""
+        if self.head_start_worn:
+            return None
         gap = self.gap_equal_flops
         return None if gap is None else gap < 0
 
@@ -128,6 +138,13 @@ class GrowthAdvice:
     #: How well the equal-FLOPs estimate predicted the map's own equal-FLOPs runs at the vocabulary read, each left
     #: out in turn (``runs``, ``mean_abs_error``, ``max_abs_error``, ``favoured_growth``: written by the report).
     estimate_check: dict | None = None
+    #: Training tokens of the cells read (the longer of the two): 1 -> L copy's head start is measured there.
+    cells_tokens: float | None = None
+
+    @property
+    def tokens(self) -> float:
+        """The run's training tokens."""
+        return self.tokens_per_parameter * self.non_embedding_parameters
 
     @property
     def best(self) -> SourceOutlook | None:
@@ -197,6 +214,13 @@ class GrowthAdvice:
                 + ", ".join(f"{o.source_depth} -> L ended {o.share_of_control:.2f}" for o in shares)
                 + " of the way from the fixed-depth run to the control; estimate what training your full-depth model "
                 "on only the last 20% of your tokens would cost, and expect about that share of it."
+            )
+        if any(o.head_start_worn for o in self.outlooks):
+            lines.append(
+                "  1 -> L copy's head start wears down with the tokens trained, whatever the model size: the cells "
+                f"read trained {_count(self.cells_tokens)} tokens, your run {_count(self.tokens)}; expect it to end "
+                "further from the fixed run than above (toward 0 -> L's share of the control's gap), so whether it "
+                "beats a fixed run of the same compute is unknown here."
             )
         if self.one_ended:
             lines.append(
@@ -307,6 +331,7 @@ def advise(
         weight = math.log(horizon / below["horizon"]) / math.log(above["horizon"] / below["horizon"])
         return low + weight * (high - low)
 
+    cells_tokens = max(c["horizon"] * c["non_embedding_parameters"] for c in (below, above))
     outlooks = []
     for source, depth in SOURCES.items():
         gap_fixed = value(f"{source}_gap_fixed")
@@ -323,6 +348,7 @@ def advise(
                 flops_ratio=flops_ratio,
                 measured_flops_ratio=flops_ratio,
                 share_of_control=value(f"{source}_share_of_control"),
+                head_start_worn=depth == 1 and tokens > HEAD_START_TOKENS * cells_tokens,
             )
         )
     # Both sources' equal-FLOPs runs and the control are fixed runs of the same cells: each source reads all of them.
@@ -339,6 +365,7 @@ def advise(
         one_ended=one_ended,
         outside=outside,
         estimate_check=growth_map.get("estimate_check", {}).get(str(vocab)),
+        cells_tokens=cells_tokens,
     )
 
 

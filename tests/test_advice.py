@@ -264,3 +264,19 @@ def test_advise_run_reads_a_config_of_another_family_through_its_adapter():
     # The 8k head dominates this small model's FLOPs: growth saves a little, and the ratios are this model's own.
     zero, one = advice.outlooks
     assert 0.5 < zero.flops_ratio < one.flops_ratio < 1 and zero.flops_ratio != zero.measured_flops_ratio
+
+
+def test_a_run_of_far_more_tokens_than_the_cells_does_not_count_on_1_to_l_copys_head_start():
+    # 1 -> L copy beats equal FLOPs in the cell (50k parameters x 100 tokens/param = 5M tokens), 0 -> L does not.
+    grid = {"cells": [cell(257, 100, 0.02, zero_fixed=0.10, one_fixed=0.05, one_equal=-0.01)]}
+    same_tokens = advise(50_000, 257, tokens=2 * 5e6, growth_map=grid)  # twice the cell's tokens: still read as is
+    assert same_tokens.best.source_depth == 1 and same_tokens.growth_pays
+    assert "head start" not in str(same_tokens)
+    # The same horizon on a model 20 times larger trains 20 times the tokens: copy's head start is worn down.
+    larger = advise(1_000_000, 257, tokens=1_000_000 * 100, growth_map=grid)
+    copy = larger.outlooks[1]
+    assert copy.head_start_worn and copy.beats_equal_flops is None and copy.gap_equal_flops == pytest.approx(-0.01)
+    assert larger.best.source_depth == 0 and not larger.growth_pays and larger.schedule(4) == "4@0"
+    text = str(larger)
+    assert "the cells read trained 5M tokens, your run 100M" in text and "LOSE" in text
+    assert not larger.outlooks[0].head_start_worn  # 0 -> L has no head start to wear down

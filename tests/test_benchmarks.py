@@ -161,6 +161,16 @@ def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
     }
     assert other_corpus["fixed"]["train_tokens_available"] > runs["fixed"]["train_tokens_available"]
 
+    # The same tokens at another batch (more, smaller steps): a cell of its own, beside the map, not in it.
+    run("horizon.py", *arguments, "--kinds", "fixed", "control", "one", "--batch", "8", cwd=tmp_path)
+    at_batch_8 = {
+        kind: json.loads((results / f"small-v257-h1-{kind}-muon_nsgd-row-lr0.02-b8-s0.json").read_text())
+        for kind in ("fixed", "control", "one")
+    }
+    steps_8 = at_batch_8["fixed"]["full_steps"]
+    assert at_batch_8["fixed"]["settings"]["batch"] == 8 and at_batch_8["fixed"]["tokens"] == steps_8 * 8 * 64
+    assert steps_8 > runs["fixed"]["full_steps"]  # (both at least 50 steps: not 4 times as many at this horizon)
+
     readme = tmp_path / "README.md"
     readme.write_text(
         "x\n<!-- horizon:map -->\nold\n<!-- /horizon:map -->\n<!-- horizon:other -->\n"
@@ -168,7 +178,7 @@ def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
         "<!-- horizon:levers -->\n<!-- /horizon:levers -->\n<!-- horizon:trends -->\n<!-- /horizon:trends -->\n"
         "<!-- horizon:corpora -->\n<!-- /horizon:corpora -->\n<!-- horizon:shares -->\n<!-- /horizon:shares -->\n"
         "<!-- horizon:estimate -->\n<!-- /horizon:estimate -->\n<!-- horizon:advice_check -->\n"
-        "<!-- /horizon:advice_check -->\ny\n"
+        "<!-- /horizon:advice_check -->\n<!-- horizon:steps -->\n<!-- /horizon:steps -->\ny\n"
     )
     run(
         "horizon.py",
@@ -207,6 +217,10 @@ def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
     assert control_gap > 0  # a fifth of the steps: the control ends above the fixed run, so there is a share to show
     share = f"{gap / control_gap:.2f} / {(runs['one']['final_losses']['validation'] / fixed - 1) / control_gap:.2f}"
     assert f"| stdlib | small | 257 | {share} ({control_gap:+.1%}) |" in shares
+    steps = text.split("<!-- horizon:steps -->")[1].split("<!-- /horizon:steps -->")[0]
+    losses_8 = {kind: r["final_losses"]["validation"] for kind, r in at_batch_8.items()}
+    share_8 = (losses_8["one"] / losses_8["fixed"] - 1) / (losses_8["control"] / losses_8["fixed"] - 1)
+    assert f"| bytes 257 | {at_batch_8['fixed']['full_steps']:,} | 8 |" in steps and f"| — | {share_8:.2f} |" in steps
     the_map = text.split("<!-- horizon:map -->")[1].split("<!-- /horizon:map -->")[0]
     assert the_map.count("| small | 257 | 1 |") == 1  # the other corpus's cell is not a second row of the map
     growth_map = json.loads((results / "growth_map.json").read_text())

@@ -282,3 +282,43 @@ def test_the_advice_is_checked_by_predicting_each_cell_from_the_others():
     # Both ends are left out beyond the others: errors 6 and 4 points, one verdict of two right.
     assert "| 0→L random | 2 | outside them (nearest cells) | 5.00% |" in table
     assert "| 0→L random | 1 | inside the others (interpolated) | 1.00% |" in table
+
+
+def test_another_batch_is_a_cell_of_its_own_beside_the_map_not_in_it():
+    # The same tokens in four times the steps, and a name of its own (the map's runs keep theirs).
+    plain, small_batch = horizon.Job("medium", 2048, 10, "fixed"), horizon.Job("medium", 2048, 10, "fixed", batch=8)
+    assert small_batch.steps == pytest.approx(4 * plain.steps, abs=2)
+    assert plain.name == "medium-v2048-h10-fixed-muon_nsgd-row-lr0.02-s0"
+    assert small_batch.name == "medium-v2048-h10-fixed-muon_nsgd-row-lr0.02-b8-s0"
+    assert small_batch.settings(small_batch.steps, evaluations=0).batch == 8
+
+    def run(kind, validation, batch=None, steps=1000):
+        job = dict(size="medium", vocab=2048, horizon=10.0, optim="muon_nsgd", lr=0.02, nsgd_norm="row", seed=0)
+        job.update(kind=kind, lever="none", tau=horizon.TAU, corpus="stdlib_torch")
+        if batch is not None:  # runs written before the batch was a choice carry none: the map's
+            job["batch"] = batch
+        return {
+            "job": job,
+            "final_losses": {"validation": validation, "train": validation - 0.1},
+            "ratios": {"forward_flops": 0.5, "non_embedding": 0.3},
+            "full_steps": steps,
+            "embedding_parameters": 100,
+            "non_embedding_parameters": 100,
+            "epochs": 0.1,
+            "train_seconds": 10.0,
+        }
+
+    runs = [run("fixed", 4.0), run("control", 5.0), run("zero", 4.6), run("one", 4.1)]
+    runs += [run(k, v, batch=8, steps=4000) for k, v in (("fixed", 3.8), ("control", 4.6), ("zero", 4.2), ("one", 4.2))]
+    runs = {str(number): r for number, r in enumerate(runs)}
+    (row,) = horizon_report.cells(runs)  # the map: batch 32 only
+    assert row["fixed"] == 4.0 and row["one_share_of_control"] == pytest.approx(0.1)
+    (other,) = horizon_report.cells(runs, select=horizon_report.at_another_batch)
+    assert other["batch"] == 8 and other["one_share_of_control"] == pytest.approx(0.5)
+    assert "b8" not in horizon_report.variants_table(runs)  # not a lever either
+    text = horizon_report.steps_table(horizon_report.averaged([row, other]))
+    lines = text.splitlines()[2:]
+    assert lines == [
+        "| BPE 2048 | 1,000 | 32 | 2.0M | medium | 10 | stdlib_torch | 0.60 | 0.10 | +25.0% | 1 |",
+        "| BPE 2048 | 4,000 | 8 | 2.0M | medium | 10 | stdlib_torch | 0.50 | 0.50 | +21.1% | 1 |",
+    ]
