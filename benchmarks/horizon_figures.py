@@ -8,6 +8,8 @@ import math
 from pathlib import Path
 
 from horizon import (
+    BATCH,
+    CONTEXT,
     CURVE_BLOCKS,
     DEFAULT_CORPUS,
     FINAL_BLOCKS,
@@ -63,6 +65,50 @@ def plot_gaps(rows: list[dict], path: Path, corpus: str = DEFAULT_CORPUS) -> Non
         )
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7, title="solid: vs fixed, dashed: vs equal FLOPs,\ndotted: vs control", title_fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot_shares_by_tokens(rows: list[dict], path: Path) -> None:
+    """Each source's share of the control's gap against the tokens the run trained (log x), a panel per source, a
+    colour per model size, a marker per kind of vocabulary; cells at another batch than the map's hollow: one curve
+    per vocabulary kind across sizes says the tokens, not the size or the steps, set the share."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(SOURCE_NAMES), figsize=(6 * len(SOURCE_NAMES), 4.5), sharey=True)
+    colours = {size: f"C{index}" for index, size in enumerate(sorted(SIZES, key=lambda n: SIZES[n]["width"]))}
+    kinds = {"bytes (257)": lambda v: v <= 257, "BPE 2,048": lambda v: v == 2048, "BPE 8k-32k": lambda v: v >= 8192}
+    for axis, source in zip(axes, SOURCE_NAMES):
+        for (kind, takes), marker in zip(kinds.items(), "o^s"):
+            for size, colour in colours.items():
+                for batch in sorted({r.get("batch", BATCH) for r in rows}):
+                    points = [
+                        (r["steps"] * batch * CONTEXT, r[f"{source}_share_of_control"])
+                        for r in rows
+                        if takes(r["vocab"]) and r["size"] == size and r.get("batch", BATCH) == batch
+                        if r.get(f"{source}_share_of_control") is not None
+                    ]
+                    if points:
+                        axis.scatter(
+                            *zip(*points),
+                            marker=marker,
+                            facecolors=colour if batch == BATCH else "none",
+                            edgecolors=colour,
+                            label=f"{size}, {kind}" + ("" if batch == BATCH else f", batch {batch}"),
+                        )
+        axis.axhline(1, color="grey", linewidth=0.6, linestyle="-.")
+        axis.set(
+            xscale="log",
+            xlabel="training tokens of the run",
+            ylabel="share of the control's gap (0: fixed, 1: control)",
+            title=f"{SOURCE_NAMES[source]}",
+        )
+        axis.grid(alpha=0.3)
+    axes[-1].legend(fontsize=7, ncol=2)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

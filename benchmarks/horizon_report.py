@@ -31,7 +31,7 @@ from horizon import (
     load_timings,
 )
 from horizon_checks import advice_check, advice_check_table, estimate_check, estimate_summary, estimate_table
-from horizon_figures import cell_figure_name, plot_curves, plot_gaps, plot_pareto
+from horizon_figures import cell_figure_name, plot_curves, plot_gaps, plot_pareto, plot_shares_by_tokens
 
 from hf_progressive import flops
 
@@ -469,6 +469,7 @@ def report(results: Path, curves: list[tuple], readme: Path | None = None) -> No
     ]
     # How well the advice's equal-FLOPs estimate predicts the map's own runs: the map carries it to the advice.
     check = estimate_summary(estimate_check(entries))
+    other_batches = averaged([r for r in cells(all_runs, select=at_another_batch) if is_main_optimizer(r)])
     # Each table is built once: summary.md and the README's marked blocks show the same text.
     blocks = {
         "map": table(muon),
@@ -476,9 +477,7 @@ def report(results: Path, curves: list[tuple], readme: Path | None = None) -> No
         "other": table(other),
         "levers": variants_table(all_runs),
         "shares": shares_table(main_optimizer),
-        "steps": steps_table(
-            main_optimizer + averaged([r for r in cells(all_runs, select=at_another_batch) if is_main_optimizer(r)])
-        ),
+        "steps": steps_table(main_optimizer + other_batches),
         "estimate": estimate_table(check),
         "advice_check": advice_check_table(advice_check(entries)),
     }
@@ -505,6 +504,7 @@ def report(results: Path, curves: list[tuple], readme: Path | None = None) -> No
     (results / "summary.md").write_text(text + "\n")
     (results / "summary.json").write_text(json.dumps({"muon_nsgd_row": muon, "other": other}, indent=1))
     plot_gaps(muon, results / "gaps.png")
+    plot_shares_by_tokens(main_optimizer + other_batches, results / "shares-by-tokens.png")
     for corpus in sorted({r["corpus"] for r in main_optimizer} - {DEFAULT_CORPUS}):  # a figure per corpus, as a table
         plot_gaps([r for r in main_optimizer if r["corpus"] == corpus], results / f"gaps-{corpus}.png", corpus)
     for cell in curves:

@@ -234,7 +234,7 @@ def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
     assert growth_map["estimate_check"]["257"]["runs"] == 2
     estimate = text.split("<!-- horizon:estimate -->")[1].split("<!-- /horizon:estimate -->")[0]
     assert "| 257 | 2 |" in estimate
-    for figure in ("gaps.png", "curves-small-v257-h1.png", "pareto-small-v257-h1.png"):
+    for figure in ("gaps.png", "curves-small-v257-h1.png", "pareto-small-v257-h1.png", "shares-by-tokens.png"):
         assert (results / figure).stat().st_size > 10_000
     # The other corpus gets its own gap figure, and its cell's curves when asked for (the corpus in the name).
     for figure in (
