@@ -416,10 +416,14 @@ def load_timings(results: Path) -> dict[tuple, dict]:
 # ------------------------------------------------------------------------- which runs make up a cell
 
 
+def is_recipe(job: dict) -> bool:
+    """A run of the paper's recipe: no lever, growth at 0.8T (results written before levers existed count too)."""
+    return job.get("lever", "none") == "none" and job.get("tau", TAU) == TAU
+
+
 def is_plain(job: dict) -> bool:
-    """A run of the paper's recipe at the map's batch: no lever, growth at 0.8T (results written before levers and
-    batches existed count too)."""
-    return job.get("lever", "none") == "none" and job.get("tau", TAU) == TAU and job_batch(job) == BATCH
+    """A run of the paper's recipe at the map's batch (results written before the batch was a choice count too)."""
+    return is_recipe(job) and job_batch(job) == BATCH
 
 
 def job_batch(job: dict) -> int:

@@ -26,6 +26,7 @@ from horizon import (
     corpus_mark,
     is_main_optimizer,
     is_plain,
+    is_recipe,
     job_batch,
     job_corpus,
     load_timings,
@@ -367,7 +368,7 @@ def shares_table(rows: list[dict]) -> str:
 
 def at_another_batch(job: dict) -> bool:
     """The paper's recipe (no lever, growth at 0.8T) at a batch other than the map's."""
-    return job.get("lever", "none") == "none" and job.get("tau", TAU) == TAU and job_batch(job) != BATCH
+    return is_recipe(job) and job_batch(job) != BATCH
 
 
 def steps_table(rows: list[dict]) -> str:
