@@ -322,3 +322,23 @@ def test_another_batch_is_a_cell_of_its_own_beside_the_map_not_in_it():
         "| BPE 2048 | 1,000 | 32 | 2.0M | medium | 10 | stdlib_torch | 0.60 | 0.10 | +25.0% | 1 |",
         "| BPE 2048 | 4,000 | 8 | 2.0M | medium | 10 | stdlib_torch | 0.50 | 0.50 | +21.1% | 1 |",
     ]
+
+
+def test_the_advice_check_counts_withheld_copy_verdicts_apart():
+    def entry(horizon_):
+        cell = power_law_cell(8192, (0.8, 0.9))
+        cell.update(horizon=horizon_, non_embedding_parameters=50_000, width=32, depth=4)
+        return cell
+
+    rows = horizon_checks.advice_check([entry(10), entry(100), entry(1000)])
+    # Left out, the 1,000 cell (50M tokens) reads the 100 cell (5M): 1 -> L copy's verdict is withheld, 0 -> L's not.
+    assert {(r["horizon"], r["source"]): r["withheld"] for r in rows if r["horizon"] == 1000} == {
+        (1000, "zero"): False,
+        (1000, "one"): True,
+    }
+    copy = [
+        {"source": "one", "inside": True, "withheld": False, "fixed": (0.02, 0.03), "equal": (-0.01, -0.02)},
+        {"source": "one", "inside": True, "withheld": True, "fixed": (0.02, 0.10), "equal": (-0.03, 0.04)},
+    ]
+    line = horizon_checks.advice_check_table(copy).splitlines()[2]
+    assert line == "| 1→L copy | 2 | inside the others (interpolated) | 4.50% | 4.00% | 1 of 1 | 1 of 1 |"
