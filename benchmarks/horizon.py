@@ -30,6 +30,10 @@ files (257 = the 256 bytes and <|endoftext|>, no merges). ``--corpus stdlib_torc
 Python (about 40 MB of the pinned 2.13.0 wheel; its tests, vendored code and generated tables left out), for
 horizons where the standard library runs out at large vocabularies; its cells are a map of their own (own
 tokenizers, own losses), reported apart.
+
+Batch: 32 sequences of 64 tokens per step. ``--batch N`` trains a cell on the same tokens in more (or fewer) steps,
+a cell of its own beside the map (``-bN`` in its names; the report's steps table), to tell whether what a source's
+gap follows is the tokens or the optimizer steps.
 """
 
 from __future__ import annotations
