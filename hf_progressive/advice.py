@@ -205,7 +205,8 @@ class GrowthAdvice:
                 "cells' fixed-depth runs of 20% (the control), of each source's share (the equal-FLOPs runs) and of "
                 "100% of the tokens, each with its own WSD (log-log interpolation)." + _checked(self.estimate_check)
             )
-        shares = [o for o in self.outlooks if o.share_of_control is not None]
+        # Copy's share rises with the tokens trained: a worn head start has no share to carry.
+        shares = [o for o in self.outlooks if o.share_of_control is not None and not o.head_start_worn]
         if shares and not self.measured:
             # Gaps do not carry to another size or horizon, but the share of the control's gap held steady across
             # the map: give the user the number to apply to their own estimate of that control.

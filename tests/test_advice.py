@@ -280,3 +280,6 @@ def test_a_run_of_far_more_tokens_than_the_cells_does_not_count_on_1_to_l_copys_
     text = str(larger)
     assert "the cells read trained 5M tokens, your run 100M" in text and "LOSE" in text
     assert not larger.outlooks[0].head_start_worn  # 0 -> L has no head start to wear down
+    shares = {**grid["cells"][0], "zero_share_of_control": 0.5, "one_share_of_control": 0.2}
+    beyond = str(advise(1_000_000, 257, tokens=1_000_000 * 100, growth_map={"cells": [shares]}))
+    assert "0 -> L ended 0.50 of the way" in beyond and "1 -> L ended" not in beyond  # copy's share is no constant
