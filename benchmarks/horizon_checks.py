@@ -126,7 +126,7 @@ def advice_check_table(rows: list[dict]) -> str:
             equal = statistics.mean(abs(p - m) for p, m in (r["equal"] for r in mine))
             given = [r["equal"] for r in mine if not r["withheld"]]
             right = sum((p < 0) == (m < 0) for p, m in given)
-            withheld = [m for r in mine if r["withheld"] for _, m in (r["equal"],)]
+            withheld = [r["equal"][1] for r in mine if r["withheld"]]  # the measured gaps
             lost = f"{sum(m >= 0 for m in withheld)} of {len(withheld)}" if withheld else "—"
             where = "inside the others (interpolated)" if inside else "outside them (nearest cells)"
             lines.append(
