@@ -7,9 +7,11 @@ model trained only for the post-growth steps. Where a cell was measured on more 
 most complete measurement, and of those the one that repeated its data least (``corpus`` and ``passes`` say which),
 as users' pretraining runs rarely repeat theirs. :func:`advise` finds the cells nearest to a run (the nearest
 vocabulary; of its sizes, the one measured nearest the run's horizon, then the nearest in size) and interpolates over
-the horizon. Against a fixed run of the run's own FLOPs (``advise_run``: its own LM head and depth), the loss of that
-run is read off the cells' fixed runs of fewer tokens (:func:`fixed_runs_from`), and the map's own check of that
-estimate is quoted. README "When does growth pay off?" says how the map was measured and how far it reaches.
+the horizon; 1 -> L copy's head start follows the tokens trained rather than the horizon, so its share of the
+control's gap is read off the cells of that vocabulary nearest in tokens (:func:`read_copy_share_by_tokens`).
+Against a fixed run of the run's own FLOPs (``advise_run``: its own LM head and depth), the loss of that run is read
+off the cells' fixed runs of fewer tokens (:func:`fixed_runs_from`), and the map's own check of that estimate is
+quoted. README "When does growth pay off?" says how the map was measured and how far it reaches.
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ SOURCES = {"zero": 0, "one": 1}
 #: control of a cell is a fixed-depth run of the remaining ``1 - GROWTH_AT`` of the tokens.
 GROWTH_AT = 0.8
 CONTROL_SHARE = round(1 - GROWTH_AT, 9)  #: the control's share of the tokens (0.2, without float noise in JSON)
-#: 1 -> L copy's share of the control's gap rose with the tokens a run trained, at every vocabulary, whatever the
-#: model size and the batch (README "Steps or tokens": at BPE vocabularies 0.05 at 0.5M tokens, 0.3-0.5 at 5-8M,
-#: 0.7 at 50M): a run training more than this many times the tokens of the cells read would find copy's head start
-#: smaller than their gaps say.
+#: 1 -> L copy's share of the control's gap rose with the tokens a run trained, at every vocabulary, nearly whatever
+#: the model size, the horizon and the batch (README "Steps or tokens": at BPE vocabularies 0.05 at 0.5M tokens,
+#: 0.3-0.5 at 5-8M, 0.7 at 50M), so :func:`advise` reads copy's share off the cells nearest in tokens; a run training
+#: more than this many times the most tokens measured at its vocabulary would find copy's head start smaller still.
 HEAD_START_TOKENS = 2.0
 #: How the advice names a cell's fields ("one_gap_equal" -> "1 -> L vs equal FLOPs").
 QUANTITIES = {
@@ -64,8 +66,8 @@ class SourceOutlook:
     #: trained on (:func:`fixed_runs_from`); ``advise`` gives each source those of both sources. Empty: this
     #: outlook's own (the full run, its equal-FLOPs run, the control).
     fixed_runs: dict[float, float] = field(default_factory=dict)
-    #: 1 -> L copy read off cells that trained far fewer tokens than the run (``HEAD_START_TOKENS``): its gaps
-    #: overstate its head start, so whether it beats a fixed run of the same FLOPs is unknown.
+    #: 1 -> L copy for a run of far more tokens than any cell of its vocabulary trained (``HEAD_START_TOKENS``): its
+    #: gaps overstate its head start, so whether it beats a fixed run of the same FLOPs is unknown.
     head_start_worn: bool = False
 
     def measurements(self) -> list[tuple[float | None, float | None, float | None]]:
@@ -138,8 +140,12 @@ class GrowthAdvice:
     #: How well the equal-FLOPs estimate predicted the map's own equal-FLOPs runs at the vocabulary read, each left
     #: out in turn (``runs``, ``mean_abs_error``, ``max_abs_error``, ``favoured_growth``: written by the report).
     estimate_check: dict | None = None
-    #: Training tokens of the cells read (the longer of the two): 1 -> L copy's head start is measured there.
+    #: The most training tokens of a cell that measured 1 -> L copy at the vocabulary read: copy's head start is
+    #: measured up to there.
     cells_tokens: float | None = None
+    #: The cells 1 -> L copy's share of the control's gap was read from, by the tokens they trained (e.g. "small 100
+    #: tokens/param (5.1M tokens) and medium 30 (6M tokens)"), where they differ from the cells of ``nearest``.
+    copy_share_cells: str | None = None
 
     @property
     def tokens(self) -> float:
@@ -216,12 +222,19 @@ class GrowthAdvice:
                 + " of the way from the fixed-depth run to the control; estimate what training your full-depth model "
                 "on only the last 20% of your tokens would cost, and expect about that share of it."
             )
+        if self.copy_share_cells:
+            copy = next(o for o in self.outlooks if o.source_depth == 1)
+            lines.append(
+                "  1 -> L copy's head start wears down with the tokens trained, not with the horizon: its share of the "
+                f"control's gap ({copy.share_of_control:.2f}) is read off the cells nearest your "
+                f"{_count(self.tokens)} tokens, {self.copy_share_cells}, and its gaps above follow from that share."
+            )
         if any(o.head_start_worn for o in self.outlooks):
             lines.append(
-                "  1 -> L copy's head start wears down with the tokens trained, whatever the model size: the cells "
-                f"read trained {_count(self.cells_tokens)} tokens, your run {_count(self.tokens)}; expect it to end "
-                "further from the fixed run than above (toward 0 -> L's share of the control's gap), so whether it "
-                "beats a fixed run of the same compute is unknown here."
+                "  1 -> L copy's head start wears down with the tokens trained, whatever the model size: the cells of "
+                f"this vocabulary trained at most {_count(self.cells_tokens)} tokens, your run {_count(self.tokens)}; "
+                "its share of the control's gap was still rising there, so expect it to end further from the fixed "
+                "run than above; whether it beats a fixed run of the same compute is unknown here."
             )
         if self.one_ended:
             lines.append(
@@ -332,7 +345,8 @@ def advise(
         weight = math.log(horizon / below["horizon"]) / math.log(above["horizon"] / below["horizon"])
         return low + weight * (high - low)
 
-    cells_tokens = max(c["horizon"] * c["non_embedding_parameters"] for c in (below, above))
+    copy_cells = [c for c in same_vocab if c.get("one_gap_fixed") is not None]
+    cells_tokens = max(map(_tokens, copy_cells), default=None)
     outlooks = []
     for source, depth in SOURCES.items():
         gap_fixed = value(f"{source}_gap_fixed")
@@ -356,6 +370,8 @@ def advise(
     shared = fixed_runs_from(m for outlook in outlooks for m in outlook.measurements())
     for outlook in outlooks:
         outlook.fixed_runs = shared
+    copy = next((o for o in outlooks if o.source_depth == 1), None)
+    copy_share_cells = None if copy is None else read_copy_share_by_tokens(copy, copy_cells, tokens, (below, above))
     return GrowthAdvice(
         tokens_per_parameter=horizon,
         vocab_size=vocab_size,
@@ -367,7 +383,46 @@ def advise(
         outside=outside,
         estimate_check=growth_map.get("estimate_check", {}).get(str(vocab)),
         cells_tokens=cells_tokens,
+        copy_share_cells=copy_share_cells,
     )
+
+
+def read_copy_share_by_tokens(
+    copy: SourceOutlook, cells: list[dict], tokens: float, horizon_cells: tuple[dict, dict]
+) -> str | None:
+    """Re-read 1 -> L copy's outlook at the run's tokens rather than its horizon; returns the cells read, or None
+    where they are the horizon's own cells (or lack the share), leaving ``copy`` as it was.
+
+    Copy's share of the control's gap follows the tokens trained across model sizes (README "Steps or tokens"), so
+    it is interpolated on log tokens between the two cells of the vocabulary nearest in tokens (the nearest one
+    alone outside them); the control's gap to the fixed run stays the horizon cells' (it is the cost of training
+    only the last 20% of the steps, a property of the horizon), and copy's gaps follow from the two. Its equal-FLOPs
+    gap is then estimated from the horizon cells' fixed runs, as at any FLOPs share the cells did not measure.
+    """
+    cells = [c for c in cells if c.get("one_share_of_control") is not None]
+    if not cells or copy.gap_fixed is None or copy.gap_control is None:
+        return None
+    below = max((c for c in cells if _tokens(c) <= tokens), key=_tokens, default=None)
+    above = min((c for c in cells if _tokens(c) >= tokens), key=_tokens, default=None)
+    below, above = below or above, above or below
+    if {id(below), id(above)} == {id(c) for c in horizon_cells}:
+        return None
+    share = below["one_share_of_control"]
+    if below is not above:
+        weight = math.log(tokens / _tokens(below)) / math.log(_tokens(above) / _tokens(below))
+        share += weight * (above["one_share_of_control"] - share)
+    control_gap = (1 + copy.gap_fixed) / (1 + copy.gap_control) - 1
+    copy.share_of_control = share
+    copy.gap_fixed = share * control_gap
+    copy.gap_control = (1 + copy.gap_fixed) / (1 + control_gap) - 1
+    copy.measured_gap_equal_flops = None
+    read = [below] if below is above else [below, above]
+    return " and ".join(f"{c['size']} {c['horizon']:g} tokens/param ({_count(_tokens(c))} tokens)" for c in read)
+
+
+def _tokens(cell: dict) -> float:
+    """A cell's training tokens."""
+    return cell["horizon"] * cell["non_embedding_parameters"]
 
 
 def advise_run(config, target_depth: int, tokens: float, context_length: int | None = None) -> GrowthAdvice:

@@ -278,8 +278,66 @@ def test_a_run_of_far_more_tokens_than_the_cells_does_not_count_on_1_to_l_copys_
     assert copy.head_start_worn and copy.beats_equal_flops is None and copy.gap_equal_flops == pytest.approx(-0.01)
     assert larger.best.source_depth == 0 and not larger.growth_pays and larger.schedule(4) == "4@0"
     text = str(larger)
-    assert "the cells read trained 5M tokens, your run 100M" in text and "LOSE" in text
+    assert "the cells of this vocabulary trained at most 5M tokens, your run 100M" in text and "LOSE" in text
     assert not larger.outlooks[0].head_start_worn  # 0 -> L has no head start to wear down
     shares = {**grid["cells"][0], "zero_share_of_control": 0.5, "one_share_of_control": 0.2}
     beyond = str(advise(1_000_000, 257, tokens=1_000_000 * 100, growth_map={"cells": [shares]}))
     assert "0 -> L ended 0.50 of the way" in beyond and "1 -> L ended" not in beyond  # copy's share is no constant
+
+
+def copy_cell(n, horizon, share, size, control_gap=0.2, fixed_at_40=1.05):
+    """A cell whose 1 -> L copy ended ``share`` of the way to a control ``control_gap`` above the fixed run, and
+    whose equal-FLOPs run (40% of the FLOPs) ended ``fixed_at_40`` times the fixed run's loss."""
+    one_fixed = share * control_gap
+    return {
+        **cell(257, horizon, 0.05, n=n, size=size, zero_fixed=0.1, one_fixed=one_fixed),
+        "zero_gap_control": 1.1 / (1 + control_gap) - 1,
+        "zero_flops_ratio": 0.4,
+        "zero_gap_equal": 1.1 / fixed_at_40 - 1,
+        "one_gap_equal": (1 + one_fixed) / fixed_at_40 - 1,
+        "one_gap_control": (1 + one_fixed) / (1 + control_gap) - 1,
+        "one_share_of_control": share,
+    }
+
+
+# Copy's head start follows the tokens trained: 0.5M tokens 0.1, 5M tokens 0.2, 50M tokens 0.7 of the control's gap.
+TOKENS_MAP = {
+    "cells": [
+        copy_cell(50_000, 10, 0.1, "small"),
+        copy_cell(50_000, 1000, 0.7, "small"),
+        copy_cell(500_000, 10, 0.2, "medium"),
+    ]
+}
+
+
+def test_1_to_l_copys_share_is_read_off_the_cells_nearest_in_tokens_not_in_horizon():
+    # On a measured cell, the cell as it is: its horizon and its tokens point at the same cell.
+    on_cell = advise(500_000, 257, tokens=500_000 * 10, growth_map=TOKENS_MAP)
+    copy = on_cell.outlooks[1]
+    assert on_cell.copy_share_cells is None and copy.share_of_control == pytest.approx(0.2)
+    assert copy.gap_equal_flops == pytest.approx(1.04 / 1.05 - 1) and on_cell.growth_pays
+    # A model ten times larger at the same horizon trains 50M tokens: the medium cell gives the horizon (and the
+    # control's gap), the small cell at 50M tokens gives copy's share, and the win becomes a loss.
+    larger = advise(5_000_000, 257, tokens=5_000_000 * 10, growth_map=TOKENS_MAP)
+    copy = larger.outlooks[1]
+    assert "medium" in larger.nearest and "10 tokens/param" in larger.nearest
+    assert larger.copy_share_cells == "small 1000 tokens/param (50M tokens)"
+    assert copy.share_of_control == pytest.approx(0.7) and copy.gap_fixed == pytest.approx(0.7 * 0.2)
+    assert copy.gap_control == pytest.approx(1.14 / 1.2 - 1)
+    assert not copy.head_start_worn and copy.equal_flops_estimated
+    assert copy.gap_equal_flops == pytest.approx(1.14 / 1.05 - 1) and copy.beats_equal_flops is False
+    assert larger.schedule(4) == "4@0" and "read off the cells nearest your 50M tokens" in str(larger)
+    # Between two cells' tokens, the share is interpolated on log tokens (5M and 50M: halfway at 15.8M).
+    between = advise(1_581_139, 257, tokens=1_581_139 * 10, growth_map=TOKENS_MAP)
+    assert between.outlooks[1].share_of_control == pytest.approx(0.45, abs=1e-6)
+    assert between.copy_share_cells == "medium 10 tokens/param (5M tokens) and small 1000 tokens/param (50M tokens)"
+    # 0 -> L keeps its horizon reading.
+    assert larger.outlooks[0].gap_fixed == pytest.approx(0.1) and between.outlooks[0].gap_fixed == pytest.approx(0.1)
+
+
+def test_1_to_l_copy_is_left_out_of_the_verdict_only_beyond_the_most_tokens_its_vocabulary_measured():
+    # 100M tokens is twice the 50M of the small cell at 1,000: still read; 101M is more.
+    assert not advise(10_000_000, 257, tokens=100e6, growth_map=TOKENS_MAP).outlooks[1].head_start_worn
+    beyond = advise(10_000_000, 257, tokens=101e6, growth_map=TOKENS_MAP)
+    assert beyond.outlooks[1].head_start_worn and beyond.outlooks[1].share_of_control == pytest.approx(0.7)
+    assert "trained at most 50M tokens, your run 101M" in str(beyond)
