@@ -144,7 +144,7 @@ class GrowthAdvice:
     #: measured up to there.
     cells_tokens: float | None = None
     #: The cells 1 -> L copy's share of the control's gap was read from, by the tokens they trained (e.g. "small 100
-    #: tokens/param (5.1M tokens) and medium 30 (6M tokens)"), where they differ from the cells of ``nearest``.
+    #: tokens/param (5.09M tokens) and medium 30 tokens/param (6.04M tokens)"), where they are not ``nearest``'s.
     copy_share_cells: str | None = None
 
     @property
