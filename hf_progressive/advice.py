@@ -319,8 +319,7 @@ def advise(
         )
         if not low <= value <= high
     ]
-    below = max((c for c in row if c["horizon"] <= horizon), key=lambda c: c["horizon"], default=row[0])
-    above = min((c for c in row if c["horizon"] >= horizon), key=lambda c: c["horizon"], default=row[-1])
+    below, above = _bracket(row, lambda c: c["horizon"], horizon)
     described = row[0]
     span = f"{below['horizon']:g}" if below is above else f"{below['horizon']:g}-{above['horizon']:g}"
     nearest = (
@@ -342,7 +341,7 @@ def advise(
             if (low, high) != (None, None):
                 one_ended[name] = (below if high is None else above)["horizon"]
             return low if high is None else high
-        weight = math.log(horizon / below["horizon"]) / math.log(above["horizon"] / below["horizon"])
+        weight = _log_weight(horizon, below["horizon"], above["horizon"])
         return low + weight * (high - low)
 
     copy_cells = [c for c in same_vocab if c.get("one_gap_fixed") is not None]
@@ -402,15 +401,12 @@ def read_copy_share_by_tokens(
     cells = [c for c in cells if c.get("one_share_of_control") is not None]
     if not cells or copy.gap_fixed is None or copy.gap_control is None:
         return None
-    below = max((c for c in cells if _tokens(c) <= tokens), key=_tokens, default=None)
-    above = min((c for c in cells if _tokens(c) >= tokens), key=_tokens, default=None)
-    below, above = below or above, above or below
+    below, above = _bracket(cells, _tokens, tokens)
     if {id(below), id(above)} == {id(c) for c in horizon_cells}:
         return None
     share = below["one_share_of_control"]
     if below is not above:
-        weight = math.log(tokens / _tokens(below)) / math.log(_tokens(above) / _tokens(below))
-        share += weight * (above["one_share_of_control"] - share)
+        share += _log_weight(tokens, _tokens(below), _tokens(above)) * (above["one_share_of_control"] - share)
     control_gap = (1 + copy.gap_fixed) / (1 + copy.gap_control) - 1
     copy.share_of_control = share
     copy.gap_fixed = share * control_gap
@@ -418,6 +414,18 @@ def read_copy_share_by_tokens(
     copy.measured_gap_equal_flops = None
     read = [below] if below is above else [below, above]
     return " and ".join(f"{c['size']} {c['horizon']:g} tokens/param ({_count(_tokens(c))} tokens)" for c in read)
+
+
+def _bracket(cells: list[dict], key, x: float) -> tuple[dict, dict]:
+    """The cells nearest ``x`` by ``key`` from below and from above; the same cell at or beyond either end."""
+    below = max((c for c in cells if key(c) <= x), key=key, default=None)
+    above = min((c for c in cells if key(c) >= x), key=key, default=None)
+    return below or above, above or below
+
+
+def _log_weight(x: float, low: float, high: float) -> float:
+    """Where ``x`` lies between ``low`` and ``high`` on a log scale: 0 at ``low``, 1 at ``high``."""
+    return math.log(x / low) / math.log(high / low)
 
 
 def _tokens(cell: dict) -> float:
@@ -473,7 +481,7 @@ def interpolate_log_log(points: dict[float, float], x: float) -> float | None:
     xs = sorted(points)
     for low, high in zip(xs, xs[1:]):
         if low < x < high:
-            weight = math.log(x / low) / math.log(high / low)
+            weight = _log_weight(x, low, high)
             return math.exp((1 - weight) * math.log(points[low]) + weight * math.log(points[high]))
     return None
 
