@@ -299,20 +299,29 @@ def environment() -> dict[str, str]:
 def claim(path: Path) -> bool:
     """Take the lock of one run (a file holding our pid); a lock whose process is gone is taken over."""
     lock = path.with_suffix(".lock")
+    # Written aside, then linked into place: another worker never reads a lock before its pid is in it (it would
+    # take an empty lock for a dead one and train the same run twice).
+    mine = path.with_suffix(f".{os.getpid()}.claim")
+    mine.write_text(str(os.getpid()))
     try:
-        descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        os.link(mine, lock)
+        return True
     except FileExistsError:
         try:
-            os.kill(int(lock.read_text() or "0"), 0)
+            holder = int(lock.read_text())  # "" (a lock from before the pid was linked in) is a dead worker's
+            if holder <= 0:  # os.kill(0, ...) would ask after our own process group, which is always alive
+                raise ValueError(holder)
+            os.kill(holder, 0)
             return False
+        except FileNotFoundError:  # released between our link and our read: try again
+            return claim(path)
         except (ProcessLookupError, ValueError):
             lock.unlink(missing_ok=True)
             return claim(path)
         except PermissionError:
             return False
-    os.write(descriptor, str(os.getpid()).encode())
-    os.close(descriptor)
-    return True
+    finally:
+        mine.unlink(missing_ok=True)
 
 
 def work(jobs: list[Job], results: Path, checkpoints: Path = CHECKPOINTS) -> None:
@@ -323,6 +332,8 @@ def work(jobs: list[Job], results: Path, checkpoints: Path = CHECKPOINTS) -> Non
             continue
         started = time.time()
         try:
+            if path.exists():  # another worker wrote it between our look and our claim
+                continue
             result = run_job(job, checkpoints)
             scratch = path.with_suffix(".tmp")
             scratch.write_text(json.dumps(result, indent=1))

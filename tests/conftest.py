@@ -1,7 +1,9 @@
 import functools
 import importlib.util
 import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 # The Triton attention kernel runs on CPU tensors only in Triton's interpreter, which triton.jit reads when a kernel
@@ -25,6 +27,39 @@ needs_shared = pytest.mark.skipif(
     not SHAKESPEARE.exists() and not os.environ.get("CI"), reason="needs ../shared/data/tinyshakespeare.txt"
 )
 VOCAB = 64
+
+
+def run_side_by_side(commands: list[list[str]], cwd: Path, timeout: int = 600) -> list[subprocess.CompletedProcess]:
+    """Run independent commands at once, one torch thread each, and return their results in order.
+
+    The end-to-end tests run small models whose steps cannot use two cores: one after another they leave a core
+    idle, side by side they take about half the time. Output goes to files, not pipes, so that no process blocks on
+    a full pipe while another is being waited for.
+    """
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with tempfile.TemporaryDirectory() as scratch:
+        started = []
+        for number, command in enumerate(commands):
+            # Kept open until the process is waited for and read back below.
+            stdout = open(Path(scratch) / f"{number}.out", "w+")
+            stderr = open(Path(scratch) / f"{number}.err", "w+")
+            process = subprocess.Popen(command, cwd=cwd, stdout=stdout, stderr=stderr, text=True, env=environment)
+            started.append((command, process, stdout, stderr))
+        results = []
+        for command, process, stdout, stderr in started:
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                for _, other, _, _ in started:
+                    other.kill()
+                raise
+            outputs = []
+            for stream in (stdout, stderr):
+                stream.seek(0)
+                outputs.append(stream.read())
+                stream.close()
+            results.append(subprocess.CompletedProcess(command, process.returncode, *outputs))
+    return results
 
 
 def tiny_config(n_layer: int = 0, **overrides) -> GPT2Config:
@@ -94,3 +129,10 @@ def load_example():
 @pytest.fixture
 def tokens() -> torch.Tensor:
     return torch.randint(0, VOCAB, (2, 12), generator=torch.Generator().manual_seed(1))
+
+
+def outputs(finished):
+    """The stdout of each of several commands run side by side, once every one has succeeded."""
+    for result in finished:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return [result.stdout for result in finished]

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 import transformers
-from conftest import REPO_ROOT, needs_shared
+from conftest import REPO_ROOT, needs_shared, outputs, run_side_by_side
 
 pytestmark = [
     pytest.mark.slow,
@@ -108,7 +108,9 @@ def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
     unfinished = tmp_path / "unfinished"
     arguments = ["--vocabs", "257", "--horizons", "1", "--corpus_bytes", "300000", "--results", str(results)]
     arguments += ["--checkpoints", str(unfinished)]
-    first = run("horizon.py", *arguments, cwd=tmp_path)
+    # Two workers share the queue, as the map's workers do: each run is trained once, by one of them.
+    worker = [sys.executable, str(REPO_ROOT / "benchmarks" / "horizon.py"), *arguments]
+    first = "".join(outputs(run_side_by_side([worker, worker], cwd=tmp_path)))
     runs = {p.stem.split("-")[3]: json.loads(p.read_text()) for p in results.glob("*.json")}
     assert set(runs) == {"fixed", "zero", "one", "control", "equal_zero", "equal_one"}
     full = runs["fixed"]["full_steps"]
@@ -135,10 +137,8 @@ def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
     assert runs["fixed"]["resumed_from_step"] is None
     assert unfinished.is_dir() and not list(unfinished.iterdir())  # each run's checkpoints go once its JSON is written
 
-    again = run("horizon.py", *arguments, cwd=tmp_path)  # every run exists: nothing is trained again
-    assert "steps, val" not in again
-
-    # Interleaved step times of the three phases feed the report's time ratios instead of the runs' own seconds.
+    # Interleaved step times of the three phases feed the report's time ratios instead of the runs' own seconds
+    # (timed alone: nothing else runs beside it).
     timing = ["--timing", "--timed_steps", "3", "--rounds", "1"]
     timed = run("horizon.py", *arguments, *timing, cwd=tmp_path)
     assert "steps, val" not in timed and "time ratio 0->L" in timed
@@ -149,20 +149,28 @@ def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
     assert record["time_ratio"]["zero"] == pytest.approx(0.8 * ms["zero"] / ms["fixed"] + 0.2)
     assert record["time_ratio"]["one"] == pytest.approx(0.8 * ms["one"] / ms["fixed"] + 0.2)
 
-    # A fixed-depth run of another optimizer setting alone (a learning-rate sweep) goes to a table of its own.
-    run("horizon.py", *arguments, "--kinds", "fixed", "--optim", "adamw_torch", "--lr", "0.004", cwd=tmp_path)
+    # Then, side by side: the same map again (every run exists: nothing is trained again); a fixed-depth run of
+    # another optimizer setting alone (a learning-rate sweep), which goes to a table of its own; a cell on another
+    # corpus (its own tokenizer and losses), reported apart from the map; and the same tokens at another batch (more,
+    # smaller steps): a cell of its own, beside the map, not in it.
+    again, _, _, _ = outputs(
+        run_side_by_side(
+            [
+                worker,
+                [*worker, "--kinds", "fixed", "--optim", "adamw_torch", "--lr", "0.004"],
+                [*worker, "--kinds", "fixed", "zero", "--corpus", "stdlib_torch"],
+                [*worker, "--kinds", "fixed", "control", "one", "--batch", "8"],
+            ],
+            cwd=tmp_path,
+        )
+    )
+    assert "steps, val" not in again
     swept = json.loads((results / "small-v257-h1-fixed-adamw_torch-lr0.004-s0.json").read_text())
-
-    # A cell on another corpus (its own tokenizer and losses) is reported apart from the map.
-    run("horizon.py", *arguments, "--kinds", "fixed", "zero", "--corpus", "stdlib_torch", cwd=tmp_path)
     other_corpus = {
         kind: json.loads((results / f"small-v257-h1-{kind}-muon_nsgd-row-lr0.02-stdlib_torch-s0.json").read_text())
         for kind in ("fixed", "zero")
     }
     assert other_corpus["fixed"]["train_tokens_available"] > runs["fixed"]["train_tokens_available"]
-
-    # The same tokens at another batch (more, smaller steps): a cell of its own, beside the map, not in it.
-    run("horizon.py", *arguments, "--kinds", "fixed", "control", "one", "--batch", "8", cwd=tmp_path)
     at_batch_8 = {
         kind: json.loads((results / f"small-v257-h1-{kind}-muon_nsgd-row-lr0.02-b8-s0.json").read_text())
         for kind in ("fixed", "control", "one")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, tiny_model, token_dataset
+from conftest import REPO_ROOT, outputs, run_side_by_side, tiny_model, token_dataset
 
 EXAMPLE = REPO_ROOT / "examples" / "run_clm_progressive.py"
 ACCELERATE_CONFIG = REPO_ROOT / "examples" / "accelerate" / "ddp_2_processes.yaml"
@@ -34,12 +34,16 @@ def run(command, cwd) -> str:
     return result.stdout + result.stderr
 
 
-def launch_two_processes(output_dir: Path, *extra: str) -> str:
+def two_processes(output_dir: Path, *extra: str) -> list[str]:
+    """The example under ``accelerate launch`` with 2 processes of batch 4."""
     launcher = Path(sys.executable).parent / "accelerate"
     port = str(free_port())
     command = [str(launcher), "launch", "--config_file", str(ACCELERATE_CONFIG), "--main_process_port", port]
-    script = [str(EXAMPLE), *RUN, "--per_device_train_batch_size", "4", "--output_dir", str(output_dir), *extra]
-    return run([*command, *script], output_dir.parent)
+    return [*command, str(EXAMPLE), *RUN, "--per_device_train_batch_size", "4", "--output_dir", str(output_dir), *extra]
+
+
+def launch_two_processes(output_dir: Path, *extra: str) -> str:
+    return run(two_processes(output_dir, *extra), output_dir.parent)
 
 
 def logged_losses(output_dir: Path) -> dict[int, float]:
@@ -50,11 +54,11 @@ def logged_losses(output_dir: Path) -> dict[int, float]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
-    one = root / "one"
-    run([sys.executable, str(EXAMPLE), *RUN, "--per_device_train_batch_size", "8", "--output_dir", str(one)], root)
-    two = root / "two"
-    output = launch_two_processes(two)
-    return one, two, output
+    one, two = root / "one", root / "two"
+    one_process = [sys.executable, str(EXAMPLE), *RUN, "--per_device_train_batch_size", "8", "--output_dir", str(one)]
+    finished = run_side_by_side([one_process, two_processes(two)], root)
+    _, output = outputs(finished)
+    return one, two, output + finished[1].stderr
 
 
 @pytest.mark.slow

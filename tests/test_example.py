@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO_ROOT, SHAKESPEARE, needs_shared
+from conftest import REPO_ROOT, SHAKESPEARE, needs_shared, outputs, run_side_by_side
 
 EXAMPLE = REPO_ROOT / "examples" / "run_clm_progressive.py"
 QUICK = [
@@ -87,32 +87,42 @@ def test_embedded_default_corpus_then_keep_growing(tmp_path):
     stored = json.loads(reference.read_text())
     assert stored["max_steps"] == 12 and stored["fingerprint"]["target_depth"] == 6 and stored["eval_loss"] > 0
 
-    # The default schedule, 1@0,6@0.8 with copy, compared with the reference.
-    stdout = run([*common, "--output_dir", str(output_dir), "--fixed_reference", str(reference)], cwd=tmp_path)
+    # The default schedule, 1@0,6@0.8 with copy, compared with the reference; beside it, another configuration (here
+    # another seed), which is not compared with it.
+    other = [*common, "--output_dir", str(tmp_path / "other"), "--fixed_reference", str(reference), "--seed", "1"]
+    stdout, other = outputs(
+        run_side_by_side(
+            [[*common, "--output_dir", str(output_dir), "--fixed_reference", str(reference)], other], tmp_path
+        )
+    )
     check_output(output_dir, stdout, depth=6, source=1)
     summary = json.loads((output_dir / "summary.json").read_text())
     assert summary["growth_history"][0]["init"] == "copy"
     assert "fixed-depth reference: 6 blocks for 12 steps" in stdout and "at equal compute" in stdout
     assert summary["fixed_reference"].startswith("fixed-depth reference")
-    check_generation_stays_in_context(output_dir)
-    # The same command again would replace this model: refused, with what to do instead, and the model untouched.
-    before = (output_dir / "model.safetensors").read_bytes()
-    refused = run([*common, "--output_dir", str(output_dir)], cwd=tmp_path, expect_rc=1, both=True)
-    assert "already holds a model or results" in refused and "--overwrite_output_dir" in refused
-    assert (output_dir / "model.safetensors").read_bytes() == before
-    # Another configuration (here another seed) is not compared with it.
-    other = run(
-        [*common, "--output_dir", str(tmp_path / "other"), "--fixed_reference", str(reference), "--seed", "1"],
-        cwd=tmp_path,
-    )
     assert "fixed-depth reference:" not in other
+    check_generation_stays_in_context(output_dir)
 
-    # Keep growing the grown checkpoint, as the README shows: 6 -> 8 blocks, never into its own folder.
+    # Side by side: the same command again would replace this model: refused, with what to do instead, and the model
+    # untouched; keeping growing the grown checkpoint into its own folder is refused too; into another folder, as the
+    # README shows, it grows 6 -> 8 blocks.
+    before = (output_dir / "model.safetensors").read_bytes()
     deeper = tmp_path / "deeper"
     continued = ["--model_name_or_path", str(output_dir), "--depth_schedule", "6@0,8@0.5", "--max_steps", "10"]
-    into_itself = [*common, *continued, "--output_dir", str(output_dir), "--overwrite_output_dir"]
-    assert "would replace the source model" in run(into_itself, cwd=tmp_path, expect_rc=1, both=True)
-    stdout = run([*common, *continued, "--output_dir", str(deeper)], cwd=tmp_path)
+    refused, into_itself, grown = run_side_by_side(
+        [
+            [*common, "--output_dir", str(output_dir)],
+            [*common, *continued, "--output_dir", str(output_dir), "--overwrite_output_dir"],
+            [*common, *continued, "--output_dir", str(deeper)],
+        ],
+        tmp_path,
+    )
+    assert (refused.returncode, into_itself.returncode) == (1, 1), refused.stderr[-2000:] + into_itself.stderr[-2000:]
+    refused, into_itself = (result.stdout + result.stderr for result in (refused, into_itself))
+    assert "already holds a model or results" in refused and "--overwrite_output_dir" in refused
+    assert (output_dir / "model.safetensors").read_bytes() == before
+    assert "would replace the source model" in into_itself
+    (stdout,) = outputs([grown])
     config = json.loads((deeper / "config.json").read_text())
     assert config["n_layer"] == 8
     assert [(g["from_depth"], g["to_depth"]) for g in config["progressive"]["growth_history"]] == [(1, 6), (6, 8)]

@@ -18,8 +18,13 @@ def run(tmp_path, **overrides) -> tuple[ProgressiveTrainer, list[float]]:
     return trainer, [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
 
 
-def test_bf16_autocast_grows_and_trains_like_fp32(tmp_path):
-    _, reference = run(tmp_path / "fp32")
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> list[float]:
+    """The plain fp32 eager run's losses, which every variant here is compared with (trained once)."""
+    return run(tmp_path_factory.mktemp("fp32"))[1]
+
+
+def test_bf16_autocast_grows_and_trains_like_fp32(tmp_path, reference):
     trainer, losses = run(tmp_path / "bf16", bf16=True)
     assert trainer.accelerator.mixed_precision == "bf16"
     assert all(torch.isfinite(torch.tensor(losses)))
@@ -27,8 +32,7 @@ def test_bf16_autocast_grows_and_trains_like_fp32(tmp_path):
     assert losses[4:] != reference[4:]  # autocast really ran (bf16 matmuls round differently)
 
 
-def test_gradient_checkpointing_covers_the_grown_blocks_and_changes_no_number(tmp_path):
-    _, reference = run(tmp_path / "plain")
+def test_gradient_checkpointing_covers_the_grown_blocks_and_changes_no_number(tmp_path, reference):
     trainer, losses = run(tmp_path / "checkpointed", gradient_checkpointing=True)
     blocks = trainer.model.transformer.h
     assert len(blocks) == 3 and all(block.gradient_checkpointing for block in blocks)  # grown blocks too
@@ -36,8 +40,7 @@ def test_gradient_checkpointing_covers_the_grown_blocks_and_changes_no_number(tm
 
 
 @pytest.mark.slow
-def test_torch_compile_recompiles_at_growth_and_matches_eager(tmp_path):
+def test_torch_compile_recompiles_at_growth_and_matches_eager(tmp_path, reference):
     """A compiled model that kept running its 0-block graph after growth would log the shallow model's losses."""
-    _, reference = run(tmp_path / "eager")
     _, losses = run(tmp_path / "compiled", torch_compile=True)
     assert losses == pytest.approx(reference, abs=1e-4)
