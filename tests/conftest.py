@@ -33,8 +33,8 @@ def run_side_by_side(commands: list[list[str]], cwd: Path, timeout: int = 600) -
     """Run independent commands at once, one torch thread each, and return their results in order.
 
     The end-to-end tests run small models whose steps cannot use two cores: one after another they leave a core
-    idle, side by side they take about half the time. Output goes to files, not pipes, so that no process blocks on
-    a full pipe while another is being waited for.
+    idle for much of each run, side by side they share both. Output goes to files, not pipes, so that no process
+    blocks on a full pipe while another is being waited for.
     """
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     with tempfile.TemporaryDirectory() as scratch:
@@ -60,6 +60,13 @@ def run_side_by_side(commands: list[list[str]], cwd: Path, timeout: int = 600) -
                 stream.close()
             results.append(subprocess.CompletedProcess(command, process.returncode, *outputs))
     return results
+
+
+def outputs(finished: list[subprocess.CompletedProcess]) -> list[str]:
+    """The stdout of each of several commands run side by side, once every one has succeeded."""
+    for result in finished:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return [result.stdout for result in finished]
 
 
 def tiny_config(n_layer: int = 0, **overrides) -> GPT2Config:
@@ -129,10 +136,3 @@ def load_example():
 @pytest.fixture
 def tokens() -> torch.Tensor:
     return torch.randint(0, VOCAB, (2, 12), generator=torch.Generator().manual_seed(1))
-
-
-def outputs(finished):
-    """The stdout of each of several commands run side by side, once every one has succeeded."""
-    for result in finished:
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return [result.stdout for result in finished]
