@@ -26,6 +26,36 @@ def test_a_run_is_claimed_once_and_its_lock_names_the_worker(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.lock"]  # no scratch left beside it
 
 
+class WatchedOs:
+    """Stands for the ``os`` module inside horizon.py: after each call a claim makes, looks at the lock as another
+    worker polling it would."""
+
+    def __init__(self, lock):
+        self.lock, self.seen = lock, []
+
+    def __getattr__(self, name):
+        value = getattr(os, name)
+        if not callable(value):
+            return value
+
+        def watched(*arguments, **keywords):
+            result = value(*arguments, **keywords)
+            if self.lock.exists():
+                self.seen.append(self.lock.read_text())
+            return result
+
+        return watched
+
+
+def test_no_other_worker_ever_sees_a_lock_without_its_pid(tmp_path, monkeypatch):
+    # An empty lock reads as a dead worker's: another worker would take it over and train the same run.
+    result = tmp_path / "run.json"
+    watched = WatchedOs(result.with_suffix(".lock"))
+    monkeypatch.setattr(horizon, "os", watched)
+    assert horizon.claim(result)
+    assert watched.seen and set(watched.seen) == {str(os.getpid())}
+
+
 @pytest.mark.parametrize("content", ["dead", ""])
 def test_the_lock_of_a_dead_worker_is_taken_over(tmp_path, content):
     result = tmp_path / "run.json"
