@@ -53,12 +53,12 @@ def run_side_by_side(commands: list[list[str]], cwd: Path, timeout: int = 600) -
                 for _, other, _, _ in started:
                     other.kill()
                 raise
-            outputs = []
+            written = []
             for stream in (stdout, stderr):
                 stream.seek(0)
-                outputs.append(stream.read())
+                written.append(stream.read())
                 stream.close()
-            results.append(subprocess.CompletedProcess(command, process.returncode, *outputs))
+            results.append(subprocess.CompletedProcess(command, process.returncode, *written))
     return results
 
 
