@@ -1,10 +1,13 @@
-"""How far the growth map's advice can be trusted, checked on the map itself (``horizon.py --report`` prints both
+"""How far the growth map's advice can be trusted, checked on the map itself (``horizon.py --report`` prints their
 tables into README and summary.md): the equal-FLOPs estimate, each equal-FLOPs run predicted from its cell's other
-fixed runs, and the advice as a whole, each cell predicted from the other cells."""
+fixed runs; the advice as a whole, each cell predicted from the other cells; and the two readings of a source's share
+of the control's gap (by horizon, by tokens) side by side."""
 
 from __future__ import annotations
 
+import inspect
 import statistics
+from collections.abc import Iterator
 
 from horizon import SOURCE_NAMES
 
@@ -78,36 +81,42 @@ def estimate_table(summary: dict[int, dict]) -> str:
     return "\n".join(lines)
 
 
-def advice_check(entries: list[dict]) -> list[dict]:
-    """Each cell of the growth map as the advice would have predicted it from the other cells (leave one cell out):
-    what ``hf_progressive.advise`` told a run of that size, vocabulary and horizon before the cell was measured (the
-    equal-FLOPs gap read at the cell's own FLOPs shares, as ``advise_run`` reads a run's), against what it measured.
-    Rows: one per (cell, source), with the predicted and measured gaps and whether the advice lay inside the rest."""
-    rows = []
+def left_out_predictions(entries: list[dict], **advise_options) -> Iterator[dict]:
+    """Each cell of the growth map as the advice reads it from the other cells (leave one cell out), one row per
+    (cell, source) that both measured and predicted its gaps to the same-steps and equal-FLOPs fixed runs: what
+    ``hf_progressive.advise`` (with ``advise_options``) told a run of that size, vocabulary and horizon before the cell
+    was measured (the equal-FLOPs gap read at the cell's own FLOPs shares, as ``advise_run`` reads a run's)."""
     for entry in entries:
         others = [other for other in entries if other is not entry]
         if not others:
             continue
         parameters = entry["non_embedding_parameters"]
-        advice = advise(parameters, entry["vocab"], entry["horizon"] * parameters, growth_map={"cells": others})
+        advice = advise(
+            parameters, entry["vocab"], entry["horizon"] * parameters, growth_map={"cells": others}, **advise_options
+        )
         for outlook in advice.outlooks:
             source = next(name for name, depth in SOURCES.items() if depth == outlook.source_depth)
             outlook.flops_ratio = entry[f"{source}_flops_ratio"]
             measured_fixed, measured_equal = entry[f"{source}_gap_fixed"], entry[f"{source}_gap_equal"]
             if None in (measured_fixed, measured_equal, outlook.gap_fixed, outlook.gap_equal_flops):
                 continue
-            rows.append(
-                {
-                    **{k: entry[k] for k in ("size", "vocab", "horizon")},
-                    "source": source,
-                    "inside": advice.measured,
-                    # 1 -> L copy read off cells of far fewer tokens: the advice withholds its verdict.
-                    "withheld": outlook.head_start_worn,
-                    "fixed": (outlook.gap_fixed, measured_fixed),
-                    "equal": (outlook.gap_equal_flops, measured_equal),
-                }
-            )
-    return rows
+            yield {
+                **{k: entry[k] for k in ("size", "vocab", "horizon")},
+                "parameters": parameters,
+                "source": source,
+                "inside": advice.measured,
+                # 1 -> L copy read off cells of far fewer tokens: the advice withholds its verdict.
+                "withheld": outlook.head_start_worn,
+                "share": (outlook.share_of_control, entry.get(f"{source}_share_of_control")),
+                "fixed": (outlook.gap_fixed, measured_fixed),
+                "equal": (outlook.gap_equal_flops, measured_equal),
+            }
+
+
+def advice_check(entries: list[dict]) -> list[dict]:
+    """The advice as shipped, checked on the map (:func:`left_out_predictions`): one row per (cell, source), with
+    the predicted and measured gaps and whether the left-out cell lay inside the rest."""
+    return list(left_out_predictions(entries))
 
 
 def advice_check_table(rows: list[dict]) -> str:
@@ -133,4 +142,61 @@ def advice_check_table(rows: list[dict]) -> str:
                 f"| {SOURCE_NAMES[source]} | {len(mine)} | {where} | {fixed:.2%} | {equal:.2%} | "
                 f"{right} of {len(given)} | {lost} |"
             )
+    return "\n".join(lines)
+
+
+#: The two ways the advice can read a source's share of the control's gap, and the reading it ships for each source
+#: (``hf_progressive.advise``'s ``shares_by_tokens`` default, read off its signature so the table cannot drift).
+SHARE_READINGS = {"horizon": (), "tokens": tuple(SOURCES)}
+_SHIPPED_BY_TOKENS = inspect.signature(advise).parameters["shares_by_tokens"].default
+SHIPPED_READING = {source: "tokens" if source in _SHIPPED_BY_TOKENS else "horizon" for source in SOURCES}
+
+
+def share_reading_check(entries: list[dict]) -> list[dict]:
+    """Both readings of each source's share of the control's gap, each cell left out in turn
+    (:func:`left_out_predictions`): interpolated over the horizon with the cell's other gaps, or read off the cells of
+    its vocabulary nearest in tokens, whatever their size (as the advice reads 1 -> L copy's). The evidence for which
+    reading the advice ships, regenerated with the map.
+
+    Returns one row per (cell, source, reading): the predicted and measured share, gaps and verdict, and whether the
+    copy verdict was withheld (a head start worn by far more tokens than the other cells trained)."""
+    return [
+        {**row, "reading": reading}
+        for reading, by_tokens in SHARE_READINGS.items()
+        for row in left_out_predictions(entries, shares_by_tokens=by_tokens)
+    ]
+
+
+def share_reading_table(rows: list[dict]) -> str:
+    """:func:`share_reading_check` per source, reading and model size (the map's smallest model apart: the advice
+    carries the map to larger models, so the larger cells' rows say more of a user's run); the advice's own reading
+    marked."""
+    lines = [
+        "| source | share read by | left-out cells | cells | mean share error | mean error vs fixed (points) | "
+        "mean error vs equal FLOPs | verdict vs equal FLOPs right |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    smallest = min((r["parameters"] for r in rows), default=None)
+    groups = (
+        ("of the smallest model", lambda r: r["parameters"] == smallest),
+        ("of larger models", lambda r: r["parameters"] > smallest),
+    )
+    for source in SOURCE_NAMES:
+        for reading in SHARE_READINGS:
+            for where, belongs in groups:
+                mine = [r for r in rows if r["source"] == source and r["reading"] == reading and belongs(r)]
+                if not mine:
+                    continue
+                shares = [abs(p - m) for p, m in (r["share"] for r in mine) if None not in (p, m)]
+                share = f"{statistics.mean(shares):.2f}" if shares else "—"
+                fixed = statistics.mean(abs(p - m) for p, m in (r["fixed"] for r in mine))
+                equal = statistics.mean(abs(p - m) for p, m in (r["equal"] for r in mine))
+                given = [r["equal"] for r in mine if not r["withheld"]]
+                right = sum((p < 0) == (m < 0) for p, m in given)
+                shipped = " (the advice)" if SHIPPED_READING[source] == reading else ""
+                withheld = len(mine) - len(given)
+                lines.append(
+                    f"| {SOURCE_NAMES[source]} | {reading}{shipped} | {where} | {len(mine)} | {share} | {fixed:.2%} | "
+                    f"{equal:.2%} | {right} of {len(given)}{f' ({withheld} withheld)' if withheld else ''} |"
+                )
     return "\n".join(lines)

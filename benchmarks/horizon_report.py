@@ -31,7 +31,15 @@ from horizon import (
     job_corpus,
     load_timings,
 )
-from horizon_checks import advice_check, advice_check_table, estimate_check, estimate_summary, estimate_table
+from horizon_checks import (
+    advice_check,
+    advice_check_table,
+    estimate_check,
+    estimate_summary,
+    estimate_table,
+    share_reading_check,
+    share_reading_table,
+)
 from horizon_figures import cell_figure_name, plot_curves, plot_gaps, plot_pareto, plot_shares_by_tokens
 
 from hf_progressive import flops
@@ -481,6 +489,7 @@ def report(results: Path, curves: list[tuple], readme: Path | None = None) -> No
         "steps": steps_table(main_optimizer + other_batches),
         "estimate": estimate_table(check),
         "advice_check": advice_check_table(advice_check(entries)),
+        "share_reading": share_reading_table(share_reading_check(entries)),
     }
     if sweep:
         blocks["sweep"] = sweep_table(sweep, muon)
@@ -499,6 +508,7 @@ def report(results: Path, curves: list[tuple], readme: Path | None = None) -> No
     text += "\n\n## Levers, growth steps and k-layer sources\n\n" + blocks["levers"]
     text += "\n\n## The equal-FLOPs estimate, checked on the map (leave one out)\n\n" + blocks["estimate"]
     text += "\n\n## The advice, checked on the map (leave one cell out)\n\n" + blocks["advice_check"]
+    text += "\n\n## Each source's share read by horizon or by tokens (leave one cell out)\n\n" + blocks["share_reading"]
     if readme is not None:
         update_readme(readme, blocks)
     print(text)

@@ -8,7 +8,7 @@ most complete measurement, and of those the one that repeated its data least (``
 as users' pretraining runs rarely repeat theirs. :func:`advise` finds the cells nearest to a run (the nearest
 vocabulary; of its sizes, the one measured nearest the run's horizon, then the nearest in size) and interpolates over
 the horizon; 1 -> L copy's head start follows the tokens trained rather than the horizon, so its share of the
-control's gap is read off the cells of that vocabulary nearest in tokens (:func:`read_copy_share_by_tokens`).
+control's gap is read off the cells of that vocabulary nearest in tokens (:func:`read_share_by_tokens`).
 Against a fixed run of the run's own FLOPs (``advise_run``: its own LM head and depth), the loss of that run is read
 off the cells' fixed runs of fewer tokens (:func:`fixed_runs_from`), and the map's own check of that estimate is
 quoted. README "When does growth pay off?" says how the map was measured and how far it reaches.
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from importlib import resources
@@ -263,7 +263,12 @@ class GrowthAdvice:
 
 
 def advise(
-    non_embedding_parameters: int, vocab_size: int, tokens: float, growth_map: dict | None = None
+    non_embedding_parameters: int,
+    vocab_size: int,
+    tokens: float,
+    growth_map: dict | None = None,
+    *,
+    shares_by_tokens: Collection[str] = ("one",),
 ) -> GrowthAdvice:
     """Expected gaps of 0 -> L and 1 -> L growth for a run, from the measured growth map.
 
@@ -276,10 +281,18 @@ def advise(
         vocab_size: the vocabulary size.
         tokens: training tokens of the whole run (``max_steps * batch * context``, summed over processes).
         growth_map: a map as written by ``benchmarks/horizon.py --report``; default: the one shipped with the package.
+        shares_by_tokens: the sources (``"zero"``, ``"one"``) whose share of the control's gap is read off the cells
+            nearest in tokens (:func:`read_share_by_tokens`) rather than interpolated over the horizon with the rest.
+            The default reads 1 -> L copy so, as its head start follows the tokens; the map's own check of both
+            readings for both sources (README "When does growth pay off?") is what set it. ``copy_share_cells``
+            names the cells read for copy only.
 
     Raises:
-        ValueError: for non-positive sizes, or an empty map.
+        ValueError: for non-positive sizes, an empty map, or a source in ``shares_by_tokens`` that is not one.
     """
+    unknown = sorted(set(shares_by_tokens) - set(SOURCES))
+    if unknown:
+        raise ValueError(f"shares_by_tokens: unknown source(s) {unknown}; valid: {sorted(SOURCES)}.")
     if non_embedding_parameters <= 0 or vocab_size <= 0 or tokens <= 0:
         raise ValueError(
             f"advise() needs positive sizes: non_embedding_parameters={non_embedding_parameters}, "
@@ -369,8 +382,11 @@ def advise(
     shared = fixed_runs_from(m for outlook in outlooks for m in outlook.measurements())
     for outlook in outlooks:
         outlook.fixed_runs = shared
-    copy = next((o for o in outlooks if o.source_depth == 1), None)
-    copy_share_cells = None if copy is None else read_copy_share_by_tokens(copy, copy_cells, tokens, (below, above))
+    read_by_tokens = {
+        name: read_share_by_tokens(outlook, same_vocab, tokens, (below, above))
+        for name, outlook in ((_source_name(o), o) for o in outlooks)
+        if name in shares_by_tokens
+    }
     return GrowthAdvice(
         tokens_per_parameter=horizon,
         vocab_size=vocab_size,
@@ -382,38 +398,45 @@ def advise(
         outside=outside,
         estimate_check=growth_map.get("estimate_check", {}).get(str(vocab)),
         cells_tokens=cells_tokens,
-        copy_share_cells=copy_share_cells,
+        copy_share_cells=read_by_tokens.get("one"),
     )
 
 
-def read_copy_share_by_tokens(
-    copy: SourceOutlook, cells: list[dict], tokens: float, horizon_cells: tuple[dict, dict]
+def read_share_by_tokens(
+    outlook: SourceOutlook, cells: list[dict], tokens: float, horizon_cells: tuple[dict, dict]
 ) -> str | None:
-    """Re-read 1 -> L copy's outlook at the run's tokens rather than its horizon; returns the cells read, or None
-    where they are the horizon's own cells (or lack the share), leaving ``copy`` as it was.
+    """Re-read a source's outlook at the run's tokens rather than its horizon; returns the cells read, or None
+    where they are the horizon's own cells (or lack the share), leaving ``outlook`` as it was.
 
-    Copy's share of the control's gap follows the tokens trained across model sizes (README "Steps or tokens"), so
-    it is interpolated on log tokens between the two cells of the vocabulary nearest in tokens (the nearest one
-    alone outside them); the control's gap to the fixed run stays the horizon cells' (it is the cost of training
-    only the last 20% of the steps, a property of the horizon), and copy's gaps follow from the two. Its equal-FLOPs
-    gap is then estimated from the horizon cells' fixed runs, as at any FLOPs share the cells did not measure.
+    1 -> L copy's share of the control's gap follows the tokens trained across model sizes (README "Steps or
+    tokens"), so :func:`advise` reads it so: interpolated on log tokens between the two cells of the vocabulary
+    nearest in tokens (the nearest one alone outside them); the control's gap to the fixed run stays the horizon
+    cells' (it is the cost of training only the last 20% of the steps, a property of the horizon), and the source's
+    gaps follow from the two. Its equal-FLOPs gap is then estimated from the horizon cells' fixed runs, as at any
+    FLOPs share the cells did not measure.
     """
-    cells = [c for c in cells if c.get("one_share_of_control") is not None]
-    if not cells or copy.gap_fixed is None or copy.gap_control is None:
+    key = f"{_source_name(outlook)}_share_of_control"
+    cells = [c for c in cells if c.get(key) is not None]
+    if not cells or outlook.gap_fixed is None or outlook.gap_control is None:
         return None
     below, above = _bracket(cells, _tokens, tokens)
     if {id(below), id(above)} == {id(c) for c in horizon_cells}:
         return None
-    share = below["one_share_of_control"]
+    share = below[key]
     if below is not above:
-        share += _log_weight(tokens, _tokens(below), _tokens(above)) * (above["one_share_of_control"] - share)
-    control_gap = (1 + copy.gap_fixed) / (1 + copy.gap_control) - 1
-    copy.share_of_control = share
-    copy.gap_fixed = share * control_gap
-    copy.gap_control = (1 + copy.gap_fixed) / (1 + control_gap) - 1
-    copy.measured_gap_equal_flops = None
+        share += _log_weight(tokens, _tokens(below), _tokens(above)) * (above[key] - share)
+    control_gap = (1 + outlook.gap_fixed) / (1 + outlook.gap_control) - 1
+    outlook.share_of_control = share
+    outlook.gap_fixed = share * control_gap
+    outlook.gap_control = (1 + outlook.gap_fixed) / (1 + control_gap) - 1
+    outlook.measured_gap_equal_flops = None
     read = [below] if below is above else [below, above]
     return " and ".join(f"{c['size']} {c['horizon']:g} tokens/param ({_count(_tokens(c))} tokens)" for c in read)
+
+
+def _source_name(outlook: SourceOutlook) -> str:
+    """The map's name of an outlook's source ("zero", "one")."""
+    return next(name for name, depth in SOURCES.items() if depth == outlook.source_depth)
 
 
 def _bracket(cells: list[dict], key, x: float) -> tuple[dict, dict]:

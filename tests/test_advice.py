@@ -335,6 +335,31 @@ def test_1_to_l_copys_share_is_read_off_the_cells_nearest_in_tokens_not_in_horiz
     assert larger.outlooks[0].gap_fixed == pytest.approx(0.1) and between.outlooks[0].gap_fixed == pytest.approx(0.1)
 
 
+def test_0_to_l_is_read_by_tokens_only_when_asked():
+    # TOKENS_MAP with 0 -> L ending 0.3 (small, 0.5M tokens), 0.6 (small, 50M) and 0.4 (medium, 5M) of the way to
+    # the control (20% above fixed).
+    cells = [dict(c) for c in TOKENS_MAP["cells"]]
+    for c, share in zip(cells, (0.3, 0.6, 0.4)):
+        c.update(zero_share_of_control=share, zero_gap_fixed=share * 0.2, zero_gap_control=(1 + share * 0.2) / 1.2 - 1)
+    growth_map = {"cells": cells}
+    # A medium-sized model at 10 tokens/param trains 50M tokens: the horizon reads the medium cell, the tokens the
+    # small cell at 1,000.
+    by_horizon = advise(5_000_000, 257, tokens=5e7, growth_map=growth_map)
+    assert by_horizon.outlooks[0].share_of_control == pytest.approx(0.4)
+    assert by_horizon.outlooks[0].gap_fixed == pytest.approx(0.08)
+    by_tokens = advise(5_000_000, 257, tokens=5e7, growth_map=growth_map, shares_by_tokens=("zero", "one"))
+    zero = by_tokens.outlooks[0]
+    assert zero.share_of_control == pytest.approx(0.6) and zero.gap_fixed == pytest.approx(0.12)
+    assert zero.gap_control == pytest.approx(1.12 / 1.2 - 1) and zero.equal_flops_estimated
+    # Copy is read as by default either way; with no source read by tokens, copy keeps the medium cell's share.
+    assert by_tokens.outlooks[1].share_of_control == by_horizon.outlooks[1].share_of_control == pytest.approx(0.7)
+    assert by_tokens.copy_share_cells == by_horizon.copy_share_cells == "small 1000 tokens/param (50M tokens)"
+    neither = advise(5_000_000, 257, tokens=5e7, growth_map=growth_map, shares_by_tokens=())
+    assert neither.outlooks[1].share_of_control == pytest.approx(0.2) and neither.copy_share_cells is None
+    with pytest.raises(ValueError, match=r"unknown source\(s\) \['two'\]; valid: \['one', 'zero'\]"):
+        advise(5_000_000, 257, tokens=5e7, growth_map=growth_map, shares_by_tokens=("two",))
+
+
 def test_1_to_l_copy_is_left_out_of_the_verdict_only_beyond_the_most_tokens_its_vocabulary_measured():
     # 100M tokens is twice the 50M of the small cell at 1,000: still read; 101M is more.
     assert not advise(10_000_000, 257, tokens=100e6, growth_map=TOKENS_MAP).outlooks[1].head_start_worn

@@ -186,7 +186,8 @@ def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
         "<!-- horizon:levers -->\n<!-- /horizon:levers -->\n<!-- horizon:trends -->\n<!-- /horizon:trends -->\n"
         "<!-- horizon:corpora -->\n<!-- /horizon:corpora -->\n<!-- horizon:shares -->\n<!-- /horizon:shares -->\n"
         "<!-- horizon:estimate -->\n<!-- /horizon:estimate -->\n<!-- horizon:advice_check -->\n"
-        "<!-- /horizon:advice_check -->\n<!-- horizon:steps -->\n<!-- /horizon:steps -->\ny\n"
+        "<!-- /horizon:advice_check -->\n<!-- horizon:share_reading -->\n<!-- /horizon:share_reading -->\n"
+        "<!-- horizon:steps -->\n<!-- /horizon:steps -->\ny\n"
     )
     run(
         "horizon.py",
@@ -242,6 +243,8 @@ def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):
     assert growth_map["estimate_check"]["257"]["runs"] == 2
     estimate = text.split("<!-- horizon:estimate -->")[1].split("<!-- /horizon:estimate -->")[0]
     assert "| 257 | 2 |" in estimate
+    readings = text.split("<!-- horizon:share_reading -->")[1].split("<!-- /horizon:share_reading -->")[0]
+    assert "| source | share read by |" in readings  # a one-cell map leaves no cell to predict from the others
     for figure in ("gaps.png", "curves-small-v257-h1.png", "pareto-small-v257-h1.png", "shares-by-tokens.png"):
         assert (results / figure).stat().st_size > 10_000
     # The other corpus gets its own gap figure, and its cell's curves when asked for (the corpus in the name).

@@ -342,3 +342,44 @@ def test_the_advice_check_counts_withheld_copy_verdicts_apart():
     ]
     line = horizon_checks.advice_check_table(copy).splitlines()[2]
     assert line == "| 1→L copy | 2 | inside the others (interpolated) | 4.50% | 4.00% | 1 of 1 | 1 of 1 |"
+
+
+def test_both_readings_of_the_share_are_checked_on_the_map_and_the_advices_own_is_marked():
+    def entry(size, parameters, horizon_, share):
+        # Both sources end ``share`` of the way to a control 20% above fixed; a fixed run of their 40% of the FLOPs
+        # ends 5% above it.
+        cell = {"size": size, "vocab": 8192, "horizon": horizon_, "non_embedding_parameters": parameters}
+        cell.update(width=32, depth=4)
+        for source in ("zero", "one"):
+            gap = share * 0.2
+            cell.update({f"{source}_gap_fixed": gap, f"{source}_share_of_control": share})
+            cell.update({f"{source}_gap_control": (1 + gap) / 1.2 - 1, f"{source}_flops_ratio": 0.4})
+            cell[f"{source}_gap_equal"] = (1 + gap) / 1.05 - 1
+        return cell
+
+    # The share follows the tokens (0.2 at 0.5M, 0.5 at 5M, 0.8 at 50M), whatever the size.
+    entries = [entry("small", 50_000, 10, 0.2), entry("small", 50_000, 1000, 0.8), entry("medium", 500_000, 10, 0.5)]
+    rows = horizon_checks.share_reading_check(entries)
+    zero = {(r["size"], r["horizon"], r["reading"]): r["share"] for r in rows if r["source"] == "zero"}
+    # Left out, medium/10 (5M tokens): the horizon reads small/10 (the size whose horizons cover 10), the tokens
+    # read halfway between 0.5M and 50M.
+    assert zero["medium", 10, "horizon"] == pytest.approx((0.2, 0.5))
+    assert zero["medium", 10, "tokens"] == pytest.approx((0.5, 0.5))
+    # Left out, small/1000 (50M): beyond every horizon measured; the horizon reads the small cell, the tokens the
+    # cell of most tokens (medium/10, 5M).
+    assert zero["small", 1000, "horizon"] == pytest.approx((0.2, 0.8))
+    assert zero["small", 1000, "tokens"] == pytest.approx((0.5, 0.8))
+    lines = horizon_checks.share_reading_table(rows).splitlines()[2:]
+    # Share errors by horizon: 0.3 and 0.6 on the small model's cells, 0.3 on the medium one; by tokens 0.3, 0.3 and
+    # 0. The gaps' errors are a fifth of them (the control's gap), over 1.05 against equal FLOPs. Copy's 50M-token
+    # cell is read off 5M: its verdict withheld.
+    assert lines == [
+        "| 0→L random | horizon (the advice) | of the smallest model | 2 | 0.45 | 9.00% | 8.57% | 0 of 2 |",
+        "| 0→L random | horizon (the advice) | of larger models | 1 | 0.30 | 6.00% | 5.71% | 0 of 1 |",
+        "| 0→L random | tokens | of the smallest model | 2 | 0.30 | 6.00% | 5.71% | 1 of 2 |",
+        "| 0→L random | tokens | of larger models | 1 | 0.00 | 0.00% | 0.00% | 1 of 1 |",
+        "| 1→L copy | horizon | of the smallest model | 2 | 0.45 | 9.00% | 8.57% | 0 of 1 (1 withheld) |",
+        "| 1→L copy | horizon | of larger models | 1 | 0.30 | 6.00% | 5.71% | 0 of 1 |",
+        "| 1→L copy | tokens (the advice) | of the smallest model | 2 | 0.30 | 6.00% | 5.71% | 0 of 1 (1 withheld) |",
+        "| 1→L copy | tokens (the advice) | of larger models | 1 | 0.00 | 0.00% | 0.00% | 1 of 1 |",
+    ]
