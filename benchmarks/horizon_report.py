@@ -137,6 +137,8 @@ def averaged(rows: list[dict]) -> list[dict]:
             row[f"{source}_gap_spread"] = max(gaps) - min(gaps) if len(gaps) > 1 else 0.0
             # A second seed may carry one source only (its other runs not trained): say so instead of one count.
             row[f"{source}_seeds"] = len(gaps)
+            row[f"{source}_equal_seeds"] = sum(r.get(f"{source}_gap_equal") is not None for r in group)
+        row["control_seeds"] = sum(r.get("control") is not None for r in group)
         merged.append(row)
     return merged
 
@@ -188,14 +190,19 @@ def table(rows: list[dict]) -> str:
 
 
 def seed_count(row: dict) -> str:
-    """The row's seeds, and each source's own where a source was measured on fewer (e.g. "2 (1→L copy: 1)")."""
+    """The row's seeds, and each source's, its equal-FLOPs run's and the control's own where measured on fewer (e.g.
+    "2 (0→L equal FLOPs: 1; 1→L copy: 1)"): a seed trained a few of its runs at a time averages with the full ones."""
     seeds = row.get("seeds", 1)
-    fewer = [
-        f"{SOURCE_NAMES[source]}: {row[f'{source}_seeds']}"
-        for source in SOURCE_NAMES
-        if 0 < row.get(f"{source}_seeds", seeds) < seeds
-    ]
-    return f"{seeds} ({', '.join(fewer)})" if fewer else str(seeds)
+    fewer = []
+    for source in SOURCE_NAMES:
+        own = row.get(f"{source}_seeds", seeds)
+        if 0 < own < seeds:
+            fewer.append(f"{SOURCE_NAMES[source]}: {own}")
+        if 0 < row.get(f"{source}_equal_seeds", own) < own:
+            fewer.append(f"{SOURCE_NAMES[source]} equal FLOPs: {row[f'{source}_equal_seeds']}")
+    if 0 < row.get("control_seeds", seeds) < seeds:
+        fewer.append(f"control: {row['control_seeds']}")
+    return f"{seeds} ({'; '.join(fewer)})" if fewer else str(seeds)
 
 
 def sweep_table(rows: list[dict], reference: list[dict]) -> str:

@@ -166,6 +166,13 @@ def test_a_source_measured_on_fewer_seeds_than_its_cell_says_so_in_the_seeds_col
     assert horizon_report.seed_count(merged) == "2 (1→L copy: 1)"
     (complete,) = horizon_report.averaged([row(0, 0.05, 0.028), row(1, 0.04, 0.03)])
     assert horizon_report.seed_count(complete) == "2"
+    # Seed 1 trained its fixed run, 0 -> L and the control only: 0 -> L's equal-FLOPs gap is seed 0's.
+    full = {**row(0, 0.05, 0.028), "control": 4.4, "zero_gap_equal": 0.02, "one_gap_equal": -0.01}
+    (partial,) = horizon_report.averaged([full, {**row(1, 0.04, None), "control": 4.45}])
+    assert partial["zero_gap_equal"] == pytest.approx(0.02) and partial["zero_gap_fixed"] == pytest.approx(0.045)
+    assert horizon_report.seed_count(partial) == "2 (0→L random equal FLOPs: 1; 1→L copy: 1)"
+    (no_control,) = horizon_report.averaged([full, {**row(1, 0.04, 0.03), "control": None, "zero_gap_equal": 0.01}])
+    assert horizon_report.seed_count(no_control) == "2 (1→L copy equal FLOPs: 1; control: 1)"
 
 
 def test_each_seed_of_a_lever_is_its_own_row_measured_against_its_own_seeds_runs():
