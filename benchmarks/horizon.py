@@ -52,6 +52,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from run_queue import claim, release
 from runs import ProgressLines, RunSpec, Settings, StepTimer, build_trainer, train_one
 from shakespeare import Blocks, RandomWindows
 from transformers import GPT2Config
@@ -296,34 +297,6 @@ def environment() -> dict[str, str]:
     return found
 
 
-def claim(path: Path) -> bool:
-    """Take the lock of one run (a file holding our pid); a lock whose process is gone is taken over."""
-    lock = path.with_suffix(".lock")
-    # Written aside, then linked into place: another worker never reads a lock before its pid is in it (it would
-    # take an empty lock for a dead one and train the same run twice).
-    mine = path.with_suffix(f".{os.getpid()}.claim")
-    mine.write_text(str(os.getpid()))
-    try:
-        os.link(mine, lock)
-        return True
-    except FileExistsError:
-        try:
-            holder = int(lock.read_text())  # "" (a lock from before the pid was linked in) is a dead worker's
-            if holder <= 0:  # os.kill(0, ...) would ask after our own process group, which is always alive
-                raise ValueError(holder)
-            os.kill(holder, 0)
-            return False
-        except FileNotFoundError:  # released between our link and our read: try again
-            return claim(path)
-        except (ProcessLookupError, ValueError):
-            lock.unlink(missing_ok=True)
-            return claim(path)
-        except PermissionError:
-            return False
-    finally:
-        mine.unlink(missing_ok=True)
-
-
 def work(jobs: list[Job], results: Path, checkpoints: Path = CHECKPOINTS) -> None:
     results.mkdir(parents=True, exist_ok=True)
     for number, job in enumerate(jobs, 1):
@@ -340,7 +313,7 @@ def work(jobs: list[Job], results: Path, checkpoints: Path = CHECKPOINTS) -> Non
             os.replace(scratch, path)
             shutil.rmtree(checkpoints / job.name, ignore_errors=True)  # only once its result is safely written
         finally:
-            path.with_suffix(".lock").unlink(missing_ok=True)
+            release(path)
         losses = result["final_losses"]
         print(
             f"[{number}/{len(jobs)}] {job.name}: {job.steps} steps, val {losses['validation']:.4f}, "
