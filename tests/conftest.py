@@ -29,6 +29,13 @@ needs_shared = pytest.mark.skipif(
 VOCAB = 64
 
 
+def run_command(command: list[str], cwd: Path, expect_rc: int = 0, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run ``command`` to its end and assert its exit status, showing the tail of its output where it differs."""
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == expect_rc, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
 def run_side_by_side(commands: list[list[str]], cwd: Path, timeout: int = 600) -> list[subprocess.CompletedProcess]:
     """Run independent commands at once, one torch thread each, and return their results in order.
 

@@ -1,13 +1,12 @@
 """The benchmark scripts run end to end (tiny settings; the real measurements are in README's Results)."""
 
 import json
-import subprocess
 import sys
 
 import pytest
 import torch
 import transformers
-from conftest import REPO_ROOT, needs_shared, outputs, run_side_by_side
+from conftest import REPO_ROOT, needs_shared, outputs, run_command, run_side_by_side
 
 pytestmark = [
     pytest.mark.slow,
@@ -16,10 +15,7 @@ pytestmark = [
 
 
 def run(script, *arguments, cwd):
-    command = [sys.executable, str(REPO_ROOT / "benchmarks" / script), *arguments]
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout
+    return run_command([sys.executable, str(REPO_ROOT / "benchmarks" / script), *arguments], cwd).stdout
 
 
 def test_reproduction_writes_table_json_and_plot(tmp_path):
@@ -99,8 +95,8 @@ def test_calibration_advises_a_planned_run_from_the_map_without_training(tmp_pat
     advice = advise_run(config, 4, 3874 * 32 * 64, 64)
     assert stdout.startswith(str(advice)) and f"recommended: --depth_schedule {advice.schedule(4)}" in stdout
     command = [sys.executable, str(REPO_ROOT / "benchmarks" / "calibrate_growth.py"), "--advise", "--heads", "3"]
-    refused = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert refused.returncode == 2 and "--width 128 is not divisible by --heads 3" in refused.stderr
+    refused = run_command(command, tmp_path, expect_rc=2)
+    assert "--width 128 is not divisible by --heads 3" in refused.stderr
 
 
 def test_growth_map_runs_skips_what_exists_and_reports(tmp_path):

@@ -3,12 +3,11 @@
 import json
 import shutil
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, outputs, run_side_by_side, tiny_model, token_dataset
+from conftest import REPO_ROOT, outputs, run_command, run_side_by_side, tiny_model, token_dataset
 
 EXAMPLE = REPO_ROOT / "examples" / "run_clm_progressive.py"
 ACCELERATE_CONFIG = REPO_ROOT / "examples" / "accelerate" / "ddp_2_processes.yaml"
@@ -29,8 +28,7 @@ def free_port() -> int:
 
 
 def run(command, cwd) -> str:
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    result = run_command(command, cwd)
     return result.stdout + result.stderr
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO_ROOT, SHAKESPEARE, needs_shared, outputs, run_side_by_side
+from conftest import REPO_ROOT, SHAKESPEARE, needs_shared, outputs, run_command, run_side_by_side
 
 EXAMPLE = REPO_ROOT / "examples" / "run_clm_progressive.py"
 QUICK = [
@@ -30,8 +30,7 @@ GROW = ["--depth_schedule", "0@0,3@0.8"]
 
 
 def run(command, cwd, expect_rc=0, both=False):
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
-    assert result.returncode == expect_rc, result.stdout[-3000:] + result.stderr[-3000:]
+    result = run_command(command, cwd, expect_rc)
     return result.stdout + result.stderr if both else result.stdout
 
 
@@ -225,10 +224,7 @@ def test_other_decoder_families_grow_through_the_example(tmp_path, model_type, f
     assert {name: config[name] for name in checked} == checked
     assert config["progressive"]["depth_schedule"] == "0@0,3@0.8"
     assert [(g["from_depth"], g["to_depth"]) for g in config["progressive"]["growth_history"]] == [(0, 3)]
-    reloaded = subprocess.run(
-        [sys.executable, "-c", RELOAD_AND_GENERATE, str(output_dir)], capture_output=True, text=True, timeout=300
-    )
-    assert reloaded.returncode == 0, reloaded.stderr[-3000:]
+    reloaded = run_command([sys.executable, "-c", RELOAD_AND_GENERATE, str(output_dir)], tmp_path, timeout=300)
     assert reloaded.stdout.split() == [config["architectures"][0], "3"]
 
 
