@@ -30,10 +30,15 @@ VOCAB = 64
 
 
 def run_command(command: list[str], cwd: Path, expect_rc: int = 0, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run ``command`` to its end and assert its exit status, showing the tail of its output where it differs."""
+    """Run ``command`` to its end and assert its exit status (:func:`assert_exit_status`)."""
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == expect_rc, result.stdout[-3000:] + result.stderr[-3000:]
+    assert_exit_status(result, expect_rc)
     return result
+
+
+def assert_exit_status(result: subprocess.CompletedProcess, expect_rc: int = 0) -> None:
+    """Assert a finished command's exit status, showing the tail of its output where it differs."""
+    assert result.returncode == expect_rc, result.stdout[-3000:] + result.stderr[-3000:]
 
 
 def run_side_by_side(commands: list[list[str]], cwd: Path, timeout: int = 600) -> list[subprocess.CompletedProcess]:
@@ -72,7 +77,7 @@ def run_side_by_side(commands: list[list[str]], cwd: Path, timeout: int = 600) -
 def outputs(finished: list[subprocess.CompletedProcess]) -> list[str]:
     """The stdout of each of several commands run side by side, once every one has succeeded."""
     for result in finished:
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert_exit_status(result)
     return [result.stdout for result in finished]
 
 
